@@ -1,0 +1,180 @@
+"""Command line: scan, check-config, plan, apply (thin; the daemon shares the code)."""
+
+import argparse
+import json
+import logging
+import re
+import sys
+from typing import Any, Dict, List, Optional
+
+from tapeshared import __version__, compose, config
+from tapeshared.errors import ConfigError, ManagedFileError, TapesharedError
+from tapeshared.model import Device
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_PENDING = 2
+EXIT_USAGE = 64
+EXIT_DATA = 65
+EXIT_CONFIG = 78
+
+EPILOG = """exit codes:
+  0   success (plan: nothing to do)
+  1   the apply or a command failed, or the apply lock is held
+  2   plan: changes are pending
+  64  bad command line
+  65  a managed file cannot be parsed safely and was left untouched
+  78  configuration error (the message names file, section and key)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
+        sys.exit(EXIT_USAGE)
+
+
+def suggested_name(device: Device) -> str:
+    """An export name derived from identity (never from H:C:T:L)."""
+    key = (device.serial or device.wwn or "unknown").lower()
+    return "%s-%s" % (device.kind, re.sub(r"[^a-z0-9.-]+", "-", key).strip("-")[:40])
+
+
+def suggested_section(device: Device) -> str:
+    """A ready-to-paste [export] section for a device."""
+    if device.identity is None:
+        return "# %s has no usable serial or WWN; it cannot be exported by identity\n" % (
+            device.hctl)
+    kind, _sep, value = device.identity.partition(":")
+    lines = ["[export %s]" % suggested_name(device), "%s = %s" % (kind, value),
+             "initiators = 192.0.2.10    ; the initiator addresses allowed"]
+    if device.remote:
+        lines.insert(1, "; arrived through an iSCSI session (%s): usually our own "
+                        "export seen back" % device.transport)
+        lines.append("allow_remote = yes")
+    return "\n".join(lines) + "\n"
+
+
+def device_dict(device: Device) -> Dict[str, Any]:
+    """A device for --json output."""
+    return {
+        "hctl": str(device.hctl), "type": device.kind, "vendor": device.vendor,
+        "model": device.model, "rev": device.rev, "serial": device.serial,
+        "wwn": device.wwn, "identity": device.identity,
+        "nodes": {k: getattr(device, k) for k in ("st", "nst", "sg", "bsg", "ch")
+                  if getattr(device, k)},
+        "by_id": list(device.by_id), "transport": device.transport,
+        "location": "remote" if device.remote else "local",
+        "problems": list(device.problems), "suggested_section": suggested_section(device),
+    }
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from tapeshared import discovery
+    devices = discovery.scan()
+    if args.json:
+        json.dump({"schema": 1, "devices": [device_dict(d) for d in devices]},
+                  sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if not devices:
+        print("no SCSI tape drives or medium changers found")
+        return EXIT_OK
+    for device in devices:
+        nodes = " ".join(n for n in (device.nst, device.st, device.ch, device.sg,
+                                     device.bsg) if n)
+        print("%s  %-7s %s %s (%s)  %s  %s" % (
+            device.hctl, device.kind, device.vendor, device.model, device.rev,
+            device.identity or "NO IDENTITY",
+            "remote via %s" % device.transport if device.remote
+            else "local (%s)" % device.transport))
+        if device.wwn and device.serial:
+            print("    wwn: %s" % device.wwn)
+        print("    nodes: %s" % (nodes or "-"))
+        for link in device.by_id:
+            print("    by-id: %s" % link)
+        for problem in device.problems:
+            print("    warning: %s" % problem)
+        print("\n" + suggested_section(device))
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+    print("%s: OK (%d export%s, backend %s; read %s)" % (
+        args.config, len(cfg.exports), "" if len(cfg.exports) == 1 else "s",
+        cfg.globals.backend, ", ".join(cfg.sources)))
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+    report = compose.reconciler(cfg).plan()
+    for problem in report.desired.problems:
+        print("# warning: %s" % problem)
+    if report.plan.empty:
+        print("nothing to do: the target matches the configuration")
+        return EXIT_OK
+    sys.stdout.write(report.plan.describe(cfg.globals.restart_command))
+    return EXIT_PENDING
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+    report = compose.reconciler(cfg).apply()
+    for problem in report.desired.problems:
+        print("warning: %s" % problem)
+    if not report.actions:
+        print("nothing to do: the target matches the configuration")
+    for action in report.actions:
+        print(action)
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render --help in the README)."""
+    top = _Parser(prog="tapeshared", epilog=EPILOG,
+                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                  description="Keep SCSI tape drives and changers exported over iSCSI, "
+                              "found by serial/WWN whatever their SCSI address.")
+    top.add_argument("--version", action="version", version="tapeshared " + __version__)
+    top.add_argument("-c", "--config", default=config.DEFAULT_PATH,
+                     help="main config file; conf.d/*.conf beside it are read too "
+                          "(default %(default)s)")
+    top.add_argument("-v", "--verbose", action="count", default=0,
+                     help="more log output (repeat for debug)")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    scan = sub.add_parser("scan", help="list tapes and changers with their identity")
+    scan.add_argument("--json", action="store_true", help="machine-readable output")
+    scan.set_defaults(func=cmd_scan)
+    sub.add_parser("check-config", help="validate the configuration and exit"
+                   ).set_defaults(func=cmd_check_config)
+    sub.add_parser("plan", help="show the diff and commands apply would run "
+                                "(exit 2 if changes are pending)").set_defaults(func=cmd_plan)
+    sub.add_parser("apply", help="make the target match the configuration once"
+                   ).set_defaults(func=cmd_apply)
+    return top
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the tapeshared command."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[
+        min(args.verbose, 2)], format="tapeshared: %(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser().print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        sys.stderr.write("tapeshared: configuration error: %s\n" % exc)
+        return EXIT_CONFIG
+    except ManagedFileError as exc:
+        sys.stderr.write("tapeshared: refused: %s\n" % exc)
+        return EXIT_DATA
+    except TapesharedError as exc:
+        sys.stderr.write("tapeshared: failed: %s\n" % exc)
+        return EXIT_FAILED

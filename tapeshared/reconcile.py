@@ -1,0 +1,82 @@
+"""The reconciler: observe afresh, compute desired state, plan, apply, verify."""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+
+from tapeshared.desired import desired_state
+from tapeshared.model import Config, DesiredState, Device, Hctl
+from tapeshared.plan import Plan
+
+try:  # Protocol is 3.8+; on 3.6 the port is documented by this class alone
+    from typing import Protocol
+except ImportError:  # pragma: no cover - Python < 3.8
+    Protocol = object  # type: ignore[assignment,misc]
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    """What a target backend (iet, lio, tgt) offers the reconciler."""
+
+    name: str
+
+    def previous(self) -> Dict[Tuple[str, int], Hctl]: ...
+
+    def plan(self, desired: DesiredState) -> Plan: ...
+
+    def apply(self, plan: Plan, desired: DesiredState) -> List[str]: ...
+
+
+@dataclass
+class Report:
+    """One reconcile pass: what was seen, planned, done and what went wrong."""
+
+    devices: Sequence[Device] = ()
+    desired: DesiredState = field(default_factory=lambda: DesiredState(targets=()))
+    plan: Plan = field(default_factory=Plan)
+    actions: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+    started: float = 0.0
+    seconds: float = 0.0
+
+
+class Reconciler:
+    """Level-triggered: every call looks at everything, whatever woke it."""
+
+    def __init__(self, config: Config, backend: Backend, scan: Callable[[], List[Device]],
+                 lock: Callable[[], ContextManager[Any]]) -> None:
+        self.config = config
+        self.backend = backend
+        self.scan = scan
+        self.lock = lock
+
+    def observe(self) -> Tuple[List[Device], DesiredState]:
+        """Devices now and the state the target should be in."""
+        devices = self.scan()
+        desired = desired_state(self.config, devices, self.backend.previous())
+        return devices, desired
+
+    def plan(self) -> Report:
+        """Observe and plan without changing anything."""
+        report = Report(started=time.time())
+        begin = time.monotonic()
+        report.devices, report.desired = self.observe()
+        report.plan = self.backend.plan(report.desired)
+        report.seconds = time.monotonic() - begin
+        return report
+
+    def apply(self) -> Report:
+        """Observe, plan and apply under the lock; a second call with no change is a no-op."""
+        begin = time.monotonic()
+        with self.lock():
+            report = self.plan()
+            for problem in report.desired.problems:
+                log.warning("%s", problem)
+            if not report.plan.empty:
+                for reason in report.plan.reasons:
+                    log.info("change needed: %s", reason)
+                report.actions = self.backend.apply(report.plan, report.desired)
+        report.seconds = time.monotonic() - begin
+        return report

@@ -1,0 +1,28 @@
+"""Bounded retries with backoff: the only importer of tenacity."""
+
+import logging
+from typing import Callable, Tuple, Type, TypeVar
+
+from tapeshared.errors import TransientError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def retry_call(func: Callable[[], T], attempts: int, first_wait: float = 0.5,
+               max_wait: float = 5.0, what: str = "operation",
+               on: Tuple[Type[BaseException], ...] = (TransientError,)) -> T:
+    """Call func until it succeeds or attempts run out; re-raise the last error."""
+    import tenacity
+
+    def _log(state: "tenacity.RetryCallState") -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s failed (attempt %d of %d): %s", what, state.attempt_number,
+                    attempts, exc)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=first_wait, max=max_wait),
+        retry=tenacity.retry_if_exception_type(on),
+        after=_log, reraise=True)
+    return retrying(func)

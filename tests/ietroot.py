@@ -1,0 +1,89 @@
+"""A temporary root with a tapeshared config wired to the IET stand-in."""
+
+import os
+import shlex
+import sys
+from typing import List, Optional
+
+STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iet_standin.py")
+
+
+class IetRoot:
+    """Paths, config writing and the stand-in's counters for one test."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        for sub in ("etc/tapeshared/conf.d", "proc/net/iet", "run/tapeshared",
+                    "standin/sysfs", "secrets"):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
+        self.conf = self.path("etc/tapeshared/tapeshared.conf")
+        self.ietd_conf = self.path("etc/ietd.conf")
+        self.allow = self.path("etc/initiators.allow")
+        self.deny = self.path("etc/initiators.deny")
+        self.volume = self.path("proc/net/iet/volume")
+        self.session = self.path("proc/net/iet/session")
+
+    def path(self, rel: str) -> str:
+        return os.path.join(self.base, rel)
+
+    def standin_argv(self, action: str) -> str:
+        return " ".join(shlex.quote(a) for a in (sys.executable, STANDIN, "--root",
+                                                 self.base, action))
+
+    def global_section(self, **extra: str) -> str:
+        values = {
+            "backend": "iet",
+            "ietd_conf": self.ietd_conf,
+            "initiators_allow": self.allow,
+            "initiators_deny": self.deny,
+            "iet_volume": self.volume,
+            "iet_session": self.session,
+            "restart_command": self.standin_argv("restart"),
+            "ietadm": self.standin_argv("ietadm"),
+            "state_dir": self.path("run/tapeshared"),
+            "verify_timeout": "1",
+            "lock_timeout": "2",
+            "iqn_prefix": "iqn.2007-04.com.example",
+        }
+        values.update(extra)
+        return "[global]\n" + "".join("%s = %s\n" % kv for kv in values.items())
+
+    def write_config(self, exports: str, **extra: str) -> str:
+        with open(self.conf, "w") as handle:
+            handle.write(self.global_section(**extra) + "\n" + exports)
+        return self.conf
+
+    def present(self, *hctls: str) -> None:
+        """Tell the stand-in which SCSI addresses exist (its view of sysfs)."""
+        sysfs = self.path("standin/sysfs")
+        for name in os.listdir(sysfs):
+            os.rmdir(os.path.join(sysfs, name))
+        for hctl in hctls:
+            os.mkdir(os.path.join(sysfs, hctl))
+
+    def counter(self, name: str) -> int:
+        try:
+            return int(open(self.path("standin/" + name)).read() or 0)
+        except FileNotFoundError:
+            return 0
+
+    @property
+    def restarts(self) -> int:
+        return self.counter("restarts")
+
+    def read(self, path: str) -> Optional[str]:
+        try:
+            return open(path).read()
+        except FileNotFoundError:
+            return None
+
+    def set_sessions(self, lines: List[str]) -> None:
+        with open(self.session, "w") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+
+    def secret(self, name: str, value: str, mode: int = 0o600) -> str:
+        path = self.path("secrets/" + name)
+        with open(path, "w") as handle:
+            handle.write(value + "\n")
+        os.chmod(path, mode)
+        return path
