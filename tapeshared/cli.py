@@ -112,11 +112,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
-    report = compose.reconciler(cfg).plan()
+    reconciler = compose.reconciler(cfg)
+    report = reconciler.plan()
     for problem in report.desired.problems:
         print("# warning: %s" % problem)
-    if report.plan.empty:
-        print("nothing to do: the target matches the configuration")
+    if report.firewall is not None:
+        print("# firewall (%s): %d initiator network(s) to port %d on %s" % (
+            cfg.globals.firewall, len(report.firewall.sources), report.firewall.port,
+            ", ".join(report.firewall.portals) or "any local address"))
+        for action in report.firewall_plan:
+            print("firewall: %s" % action)
+    if not reconciler.pending(report):
+        print("nothing to do: the target and firewall match the configuration")
         return EXIT_OK
     sys.stdout.write(report.plan.describe(cfg.globals.restart_command))
     return EXIT_PENDING

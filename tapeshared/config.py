@@ -47,7 +47,7 @@ class _Section:
         self.values: Dict[str, Tuple[str, str]] = {}
 
     def error(self, key: Optional[str], message: str) -> ConfigError:
-        path = self.values[key][1] if key in self.values else None
+        path = self.values[key][1] if key in self.values else (self.origin or None)
         return ConfigError(message, path=path, section=self.name, key=key,
                            line=_line_of(path, self.name, key) if path and key else None)
 
@@ -100,6 +100,7 @@ def _read(files: List[str]) -> Tuple[_Section, Dict[str, _Section]]:
         for name in parser.sections():
             if name == "global":
                 section = glob_section
+                section.origin = section.origin or path
             elif name.startswith("export "):
                 export = name[len("export "):].strip()
                 if not _NAME.match(export):
@@ -174,6 +175,15 @@ def _command(section: _Section, key: str, default: Tuple[str, ...]) -> Tuple[str
     return argv
 
 
+def _chain(section: _Section, key: str, default: str) -> str:
+    value = section.pop(key)
+    if value is None:
+        return default
+    if not re.match(r"\A[A-Za-z0-9_.:+-]{1,28}\Z", value):
+        raise section.error(key, "not an iptables chain name: %r" % value)
+    return value
+
+
 def _globals(section: _Section) -> GlobalConfig:
     known = set(GlobalConfig.__dataclass_fields__)  # type: ignore[attr-defined]
     for key in section.values:
@@ -186,7 +196,7 @@ def _globals(section: _Section) -> GlobalConfig:
         try:
             portal = str(ipaddress.ip_address(portal))
         except ValueError:
-            if not _IFNAME.match(portal):
+            if not _IFNAME.match(portal) or re.match(r"\A[0-9.]+\Z", portal):
                 raise section.error("portal", "not an IP address or interface name: %r"
                                     % portal)
     prefix = (section.pop("iqn_prefix") or base.iqn_prefix).lower()
@@ -217,6 +227,10 @@ def _globals(section: _Section) -> GlobalConfig:
         lock_timeout=_number(section, "lock_timeout", base.lock_timeout, low=0, high=3600),
         firewall=_choice(section, "firewall", base.firewall,
                          ("none", "iptables", "nftables")),
+        firewall_chain=_chain(section, "firewall_chain", base.firewall_chain),
+        firewall_parent=_chain(section, "firewall_parent", base.firewall_parent),
+        firewall_save_file=_path(section, "firewall_save_file", ""),
+        firewall_save_file6=_path(section, "firewall_save_file6", ""),
         debounce=debounce,
         debounce_max=_number(section, "debounce_max", max(base.debounce_max, debounce),
                              low=debounce, high=600),

@@ -2,6 +2,7 @@
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from tapeshared.fwrules import FirewallSpec
 from tapeshared.model import Config, DesiredState, Device, ExportConfig, Hctl, LunState, TargetState
 
 Previous = Mapping[Tuple[str, int], Hctl]
@@ -56,3 +57,18 @@ def desired_state(config: Config, devices: Sequence[Device],
             initiator_iqns=export.initiator_iqns, incoming=export.incoming,
             outgoing=export.outgoing, params=export.params))
     return DesiredState(targets=tuple(targets), problems=tuple(problems))
+
+
+def firewall_spec(config: Config, portals: Sequence[str]) -> FirewallSpec:
+    """Exactly the configured initiators to the portal port; nothing when the
+    configured portal has no address right now."""
+    settings = config.globals
+    sources = set()
+    for export in config.exports:
+        for network in export.initiators:
+            sources.update(("0.0.0.0/0", "::/0") if network == "ALL" else (network,))
+    if settings.portal and not portals:
+        sources = set()
+    return FirewallSpec(chain=settings.firewall_chain, parent=settings.firewall_parent,
+                        port=settings.port, portals=tuple(sorted(portals)),
+                        sources=tuple(sorted(sources)))

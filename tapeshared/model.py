@@ -138,6 +138,10 @@ class GlobalConfig:
     lock_file: str = "/run/tapeshared/apply.lock"
     lock_timeout: float = 30.0
     firewall: str = "none"
+    firewall_chain: str = "TAPESHARED"
+    firewall_parent: str = "INPUT"
+    firewall_save_file: str = ""
+    firewall_save_file6: str = ""
     debounce: float = 0.15
     debounce_max: float = 2.0
     resync_interval: float = 60.0

@@ -36,12 +36,12 @@ class Runner:
         env.update(self.extra_env)
         env["LC_ALL"] = "C"
         limit = self.timeout if timeout is None else timeout
+        extra = {"input": input_text} if input_text is not None else {
+            "stdin": subprocess.DEVNULL}  # 3.6 refuses input= together with stdin=
         try:
             proc = subprocess.run(
-                list(argv), input=input_text, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env, timeout=limit,
-                universal_newlines=True, close_fds=True,
-                stdin=None if input_text is not None else subprocess.DEVNULL)
+                list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                timeout=limit, universal_newlines=True, close_fds=True, **extra)
         except FileNotFoundError as exc:
             raise CommandError(argv, None, str(exc), "not found")
         except subprocess.TimeoutExpired:

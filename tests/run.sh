@@ -1,0 +1,32 @@
+#!/bin/bash
+# Run the whole suite: lint, unit/integration tests on the current Python under
+# umockdev, the unit suite on Python 3.6, and the nested-VM tier when enabled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+status=0
+
+echo "== lint"
+.venv/bin/ruff check tapeshared tests
+shopt -s nullglob
+shellcheck tests/*.sh tests/e2e/*.sh tests/e2e/scenarios/*.sh .ci/run
+shellcheck -s sh init.d/*
+shopt -u nullglob
+
+echo "== tests (Python $(.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))"
+umockdev-wrapper .venv/bin/python -m pytest -q -m "not e2e" -p no:cacheprovider || status=1
+
+if [ -x .venv36/bin/python ]; then
+    echo "== tests (Python $(.venv36/bin/python -c 'import sys; print(sys.version.split()[0])'), the runtime floor)"
+    # The installed package, not the checkout: run from a directory without it.
+    (cd tests && ../.venv36/bin/python -m pytest -q -m "not e2e" -p no:cacheprovider \
+        --rootdir=. -c /dev/null .) || status=1
+else
+    echo "no .venv36: the Python 3.6 run did not happen" >&2
+    status=1
+fi
+
+if [ "${TAPESHARED_E2E:-0}" = 1 ] && [ -d tests/e2e ]; then
+    echo "== nested-VM tier"
+    .venv/bin/python -m pytest -q -m e2e -p no:cacheprovider tests/e2e || status=1
+fi
+exit $status

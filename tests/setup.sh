@@ -1,0 +1,36 @@
+#!/bin/bash
+# Install everything the test suite needs on a fresh Debian machine (run as root):
+# Debian packages, a venv on the system python3 (for gi/umockdev) with the
+# project and its test tools, and a Python 3.6 venv when a 3.6 interpreter exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(umockdev gir1.2-umockdev-1.0 python3-gi python3-venv python3-dev
+          iptables nftables iproute2 shellcheck systemd kmod util-linux
+          libsystemd-dev pkg-config gcc)
+if [ -f tests/e2e/host-packages.txt ]; then
+    mapfile -t extra < <(grep -v '^\s*\(#\|$\)' tests/e2e/host-packages.txt)
+    packages+=("${extra[@]}")
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+
+# The main venv sees the system's gi (umockdev) and python3-systemd.
+/usr/bin/python3 -m venv --system-site-packages .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]' ruff mypy
+
+# The runtime floor: Python 3.6 (XCP-ng 8.x Dom0), installed the way an admin would.
+py36=""
+for candidate in python3.6 "$HOME"/.pyenv/versions/3.6*/bin/python3.6; do
+    if command -v "$candidate" >/dev/null 2>&1; then py36=$(command -v "$candidate"); break; fi
+done
+if [ -n "$py36" ]; then
+    "$py36" -m venv .venv36
+    .venv36/bin/pip install -q --upgrade 'pip<22'
+    .venv36/bin/pip install -q . 'pytest<7.1' 'hypothesis<6.32'
+else
+    echo "setup: no Python 3.6 interpreter found; the 3.6 run will fail" >&2
+fi
+echo "setup: done"
