@@ -215,6 +215,7 @@ def _globals(section: _Section) -> GlobalConfig:
         iet_session=_path(section, "iet_session", base.iet_session),
         restart_command=argv,
         ietadm=_command(section, "ietadm", base.ietadm),
+        lio_root=_path(section, "lio_root", base.lio_root),
         restart_retries=int(_number(section, "restart_retries", base.restart_retries,
                                     int, 1, 20)),
         verify_timeout=_number(section, "verify_timeout", base.verify_timeout, low=0.1,
@@ -401,6 +402,9 @@ def load(path: str = DEFAULT_PATH) -> Config:
     seen_dev: Dict[Match, str] = {}
     for export in exports:
         section = sections["export " + export.name]
+        if settings.backend in ("lio", "tgt") and not export.initiator_iqns:
+            raise section.error("initiator_iqns", "required with backend = %s: the "
+                                "initiator IQNs given access (ACLs)" % settings.backend)
         if export.iqn in seen_iqn:
             raise section.error("iqn", "IQN %s is also used by [export %s]"
                                 % (export.iqn, seen_iqn[export.iqn]))

@@ -129,6 +129,7 @@ class GlobalConfig:
     iet_session: str = "/proc/net/iet/session"
     restart_command: Tuple[str, ...] = ("/etc/init.d/iscsi-target", "restart")
     ietadm: Tuple[str, ...] = ("ietadm",)
+    lio_root: str = "/sys/kernel/config/target"
     restart_retries: int = 3
     verify_timeout: float = 10.0
     portal: str = ""
@@ -199,3 +200,4 @@ class DesiredState:
 
     targets: Tuple[TargetState, ...]
     problems: Tuple[str, ...] = ()
+    portals: Tuple[str, ...] = ()  # addresses the portal has now (empty: all)

@@ -44,15 +44,17 @@ class Plan:
     commands: Tuple[Tuple[str, ...], ...] = ()
     reasons: Tuple[str, ...] = ()
     notes: Tuple[str, ...] = ()
+    ops: Tuple[Tuple[str, ...], ...] = ()  # backend operations (configfs for LIO)
+    steps: Tuple[str, ...] = ()  # those operations as a person reads them
 
     @property
     def empty(self) -> bool:
-        return not (self.files or self.restart or self.commands)
+        return not (self.files or self.restart or self.commands or self.ops)
 
     def describe(self, restart_command: Tuple[str, ...] = ()) -> str:
         """The plan as text: diffs, then the commands in the order apply runs them."""
         out: List[str] = [change.diff() for change in self.files]
-        steps = [" ".join(c) for c in self.commands]
+        steps = list(self.steps) + [" ".join(c) for c in self.commands]
         if self.restart:
             steps.append(" ".join(restart_command) or "restart the target")
         for reason in self.reasons:

@@ -2,7 +2,7 @@
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 from tapeshared.desired import desired_state, firewall_spec
@@ -76,6 +76,8 @@ class Reconciler:
         """Devices now and the state the target should be in."""
         devices = self.scan()
         desired = desired_state(self.config, devices, self.backend.previous())
+        if self.config.globals.portal:
+            desired = replace(desired, portals=tuple(self.portals()))
         return devices, desired
 
     def plan(self) -> Report:
@@ -85,7 +87,7 @@ class Reconciler:
         report.devices, report.desired = self.observe()
         report.plan = self.backend.plan(report.desired)
         if self.firewall is not None:
-            report.portals = self.portals() if self.config.globals.portal else ()
+            report.portals = report.desired.portals
             report.firewall = firewall_spec(self.config, report.portals)
             report.firewall_plan = self.firewall.plan(report.firewall)
         report.seconds = time.monotonic() - begin

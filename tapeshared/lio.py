@@ -1,0 +1,171 @@
+"""LIO backend adapter: reads and writes configfs directly (works on Python 3.6)."""
+
+import errno
+import logging
+import os
+import re
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from tapeshared import lioplan
+from tapeshared.errors import TransientError, VerifyError
+from tapeshared.model import DesiredState, GlobalConfig, Hctl
+from tapeshared.plan import Plan
+
+log = logging.getLogger(__name__)
+_LUN_DIR = re.compile(r"\Alun_([0-9]+)\Z")
+_ADDRESS = re.compile(r"^\s*Address (\S+) ", re.MULTILINE)
+_AUTH_KEYS = ("userid", "password", "userid_mutual", "password_mutual")
+_ATTRIBS = ("generate_node_acls", "demo_mode_write_protect", "cache_dynamic_acls",
+            "authentication")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def _dirs(path: str) -> List[str]:
+    try:
+        return sorted(n for n in os.listdir(path) if os.path.isdir(os.path.join(path, n))
+                      and not os.path.islink(os.path.join(path, n)))
+    except OSError:
+        return []
+
+
+def _links(path: str) -> List[str]:
+    try:
+        return sorted(n for n in os.listdir(path) if os.path.islink(os.path.join(path, n)))
+    except OSError:
+        return []
+
+
+def _pointee(path: str) -> Optional[str]:
+    """The name of the object the (single) link inside directory path points at."""
+    links = _links(path)
+    if not links:
+        return None
+    return os.path.basename(os.readlink(os.path.join(path, links[0])).rstrip("/"))
+
+
+class LioBackend:
+    """Owns `tapeshared-*` backstores and the managed targets in configfs."""
+
+    name = "lio"
+
+    def __init__(self, settings: GlobalConfig,
+                 sleep: Callable[[float], Any] = time.sleep) -> None:
+        self.settings = settings
+        self.root = settings.lio_root
+        self.sleep = sleep
+
+    def _p(self, rel: str) -> str:
+        return os.path.join(self.root, rel)
+
+    def _target(self, iqn: str) -> lioplan.Target:
+        tpg = self._p("iscsi/%s/tpgt_1" % iqn)
+        target = lioplan.Target(enabled=_read(tpg + "/enable") == "1")
+        for name in _dirs(tpg + "/lun"):
+            found = _LUN_DIR.match(name)
+            if found:
+                target.luns[int(found.group(1))] = _pointee(os.path.join(tpg, "lun", name))
+        for iqn_acl in _dirs(tpg + "/acls"):
+            acl = lioplan.Acl()
+            base = os.path.join(tpg, "acls", iqn_acl)
+            for name in _dirs(base):
+                found = _LUN_DIR.match(name)
+                if not found:
+                    continue
+                pointed = _LUN_DIR.match(_pointee(os.path.join(base, name)) or "")
+                acl.mapped[int(found.group(1))] = int(pointed.group(1)) if pointed else None
+            acl.auth = {k: _read(os.path.join(base, "auth", k)) for k in _AUTH_KEYS}
+            target.acls[iqn_acl] = acl
+        target.portals = set(_dirs(tpg + "/np"))
+        target.attrib = {k: _read(os.path.join(tpg, "attrib", k)) for k in _ATTRIBS}
+        return target
+
+    def observe(self, managed: Tuple[str, ...] = ()) -> lioplan.LioState:
+        """Our backstores, every HBA name, and the managed (or ours-linked) targets."""
+        state = lioplan.LioState()
+        for hba in _dirs(self._p("core")):
+            if not hba.startswith("pscsi_"):
+                continue
+            state.hbas.add(hba)
+            for name in _dirs(self._p("core/" + hba)):
+                if name.startswith(lioplan.PREFIX):
+                    state.backstores[name] = lioplan.Backstore(hba, name)
+        for iqn in _dirs(self._p("iscsi")):
+            if iqn in managed:
+                state.targets[iqn] = self._target(iqn)
+                continue
+            luns = _dirs(self._p("iscsi/%s/tpgt_1/lun" % iqn))
+            if any((_pointee(self._p("iscsi/%s/tpgt_1/lun/%s" % (iqn, lun))) or ""
+                    ).startswith(lioplan.PREFIX) for lun in luns):
+                state.targets[iqn] = self._target(iqn)  # ours, no longer configured
+        return state
+
+    def previous(self) -> Dict[Tuple[str, int], Hctl]:
+        return lioplan.previous(self.observe())
+
+    def plan(self, desired: DesiredState) -> Plan:
+        managed = tuple(t.iqn for t in desired.targets)
+        ops = lioplan.plan_ops(self.observe(managed), desired, self.settings.port)
+        if not ops:
+            return Plan()
+        return Plan(ops=tuple(ops), steps=tuple(lioplan.describe(op) for op in ops),
+                    reasons=("configfs differs from the configuration",))
+
+    def _do(self, op: Tuple[str, ...]) -> None:
+        kind = op[0]
+        if kind == "mkdir":
+            os.mkdir(self._p(op[1]))
+        elif kind == "rmdir":
+            os.rmdir(self._p(op[1]))
+        elif kind == "unlink":
+            os.unlink(self._p(op[1]))
+        elif kind == "symlink":
+            os.symlink(self._p(op[1]), self._p(op[2]))
+        elif kind == "write":
+            with open(self._p(op[1]), "w") as handle:
+                handle.write(op[2])
+        else:
+            raise ValueError("unknown configfs operation %r" % (kind,))
+
+    def apply(self, plan: Plan, desired: DesiredState) -> List[str]:
+        """Run the operations in order (from this process: each costs microseconds)."""
+        actions = []
+        for op in plan.ops:
+            try:
+                self._do(op)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT and op[0] in ("rmdir", "unlink"):
+                    continue  # already gone: the goal is reached
+                raise TransientError("configfs: %s failed: %s" % (
+                    lioplan.describe(op), os.strerror(exc.errno or 0)))
+            line = lioplan.describe(op)
+            log.info("configfs: %s", line)
+            actions.append("configfs: " + line)
+        if plan.ops:
+            left = lioplan.plan_ops(self.observe(tuple(t.iqn for t in desired.targets)),
+                                    desired, self.settings.port)
+            if left:
+                raise VerifyError("configfs still differs after apply: %s" % "; ".join(
+                    lioplan.describe(op) for op in left[:5]))
+        return actions
+
+    def sessions(self) -> Dict[str, List[Tuple[str, List[str]]]]:
+        """Per managed target: (initiator IQN, addresses) of logged-in sessions."""
+        found: Dict[str, List[Tuple[str, List[str]]]] = {}
+        for iqn in _dirs(self._p("iscsi")):
+            base = self._p("iscsi/%s/tpgt_1/acls" % iqn)
+            for acl in _dirs(base):
+                info = _read(os.path.join(base, acl, "info"))
+                if info and "No active iSCSI Session" not in info:
+                    found.setdefault(iqn, []).append((acl, _ADDRESS.findall(info)))
+        return found
+
+    def unexport(self) -> Plan:
+        return self.plan(DesiredState(targets=()))

@@ -1,0 +1,273 @@
+"""LIO (configfs) plan, pure: observed objects + desired state -> ordered operations.
+
+Renumbering follows the measured fast path: the new backstore and a second
+target LUN come up first, each ACL's mapped LUN is swapped to it, and only then
+are the old LUN and backstore removed; initiators need no rescan. Objects are
+ours when named `tapeshared-...` (backstores) or when they are a managed target.
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set, Tuple
+
+from tapeshared.model import Chap, DesiredState, Hctl, LunState, TargetState
+
+PREFIX = "tapeshared-"
+HBA_BASE = 1000  # our HBAs are pscsi_1000 and up, away from targetcli's low numbers
+_NAME_HCTL = re.compile(r"-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)\Z")
+
+Op = Tuple[str, ...]  # ("mkdir", path) ("rmdir", path) ("write", path, value)
+#                       ("symlink", target, link) ("unlink", path)
+
+
+@dataclass(frozen=True)
+class Backstore:
+    """A pscsi storage object of ours."""
+
+    hba: str
+    name: str
+    enabled: bool = True
+
+    @property
+    def path(self) -> str:
+        return "core/%s/%s" % (self.hba, self.name)
+
+
+@dataclass
+class Acl:
+    """One initiator's node ACL: mapped LUN -> target LUN, and its CHAP settings."""
+
+    mapped: Dict[int, Optional[int]] = field(default_factory=dict)
+    auth: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """A managed iSCSI target's tpgt_1 as configfs shows it."""
+
+    enabled: bool = False
+    luns: Dict[int, Optional[str]] = field(default_factory=dict)  # tpg LUN -> backstore
+    acls: Dict[str, Acl] = field(default_factory=dict)
+    portals: Set[str] = field(default_factory=set)
+    attrib: Dict[str, str] = field(default_factory=dict)
+    auth: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LioState:
+    """Everything of ours in configfs."""
+
+    backstores: Dict[str, Backstore] = field(default_factory=dict)
+    hbas: Set[str] = field(default_factory=set)  # every pscsi HBA, ours or not
+    targets: Dict[str, Target] = field(default_factory=dict)  # iqn -> ours only
+
+
+def backstore_name(lun: LunState, hctl: Hctl) -> str:
+    """`tapeshared-<identity>-<hash>-hHcCtTlL`: ours at a glance, one per address."""
+    ident = str(lun.match)
+    short = re.sub(r"[^A-Za-z0-9._-]", "_", ident.partition(":")[2])[:32]
+    digest = hashlib.sha1(ident.encode("utf-8")).hexdigest()[:6]
+    return "%s%s-%s-h%dc%dt%dl%d" % (PREFIX, short, digest, hctl.host, hctl.channel,
+                                     hctl.target, hctl.lun)
+
+
+def hctl_of(name: str) -> Optional[Hctl]:
+    """The address a backstore of ours is bound to, from its name."""
+    found = _NAME_HCTL.search(name)
+    return Hctl(*(int(g) for g in found.groups())) if found else None
+
+
+def portal_dir(address: str, port: int) -> str:
+    return ("[%s]:%d" if ":" in address else "%s:%d") % (address, port)
+
+
+def previous(state: LioState) -> Dict[Tuple[str, int], Hctl]:
+    """(iqn, mapped LUN) -> the address its backstore is bound to."""
+    found = {}
+    for iqn, target in state.targets.items():
+        for acl in target.acls.values():
+            for mapped, tpg_lun in acl.mapped.items():
+                name = target.luns.get(tpg_lun) if tpg_lun is not None else None
+                hctl = hctl_of(name) if name else None
+                if hctl is not None:
+                    found[(iqn, mapped)] = hctl
+    return found
+
+
+def _auth_values(chap: Tuple[Chap, ...], mutual: Optional[Chap]) -> Dict[str, str]:
+    values = {}
+    if chap:
+        values.update(userid=chap[0].user, password=chap[0].secret)
+    if mutual is not None:
+        values.update(userid_mutual=mutual.user, password_mutual=mutual.secret)
+    return values
+
+
+class _Planner:
+    def __init__(self, state: LioState, desired: DesiredState, port: int) -> None:
+        self.state = state
+        self.desired = desired
+        self.port = port
+        self.ops: List[Op] = []
+        self.hbas = set(state.hbas)
+
+    def new_hba(self) -> str:
+        index = HBA_BASE
+        while "pscsi_%d" % index in self.hbas:
+            index += 1
+        self.hbas.add("pscsi_%d" % index)
+        return "pscsi_%d" % index
+
+    def backstores(self) -> Dict[Tuple[str, int], str]:
+        """Create missing backstores; (iqn, lun) -> backstore name."""
+        wanted = {}
+        for target in self.desired.targets:
+            for lun in target.exported_luns:
+                assert lun.hctl is not None
+                name = backstore_name(lun, lun.hctl)
+                if name in self.state.backstores:
+                    wanted[(target.iqn, lun.lun)] = name
+                elif lun.device is not None:  # an absent device cannot be bound
+                    hba = self.new_hba()
+                    store = Backstore(hba, name)
+                    hctl = lun.hctl
+                    self.ops += [("mkdir", "core/" + hba), ("mkdir", store.path),
+                                 ("write", store.path + "/control",
+                                  "scsi_host_id=%d,scsi_channel_id=%d,scsi_target_id=%d,"
+                                  "scsi_lun_id=%d" % (hctl.host, hctl.channel, hctl.target,
+                                                      hctl.lun)),
+                                 ("write", store.path + "/udev_path", lun.device.sg or
+                                  lun.device.nst or "/dev/bsg/%s" % hctl),
+                                 ("write", store.path + "/enable", "1")]
+                    self.state.backstores[name] = store
+                    wanted[(target.iqn, lun.lun)] = name
+        return wanted
+
+    def target(self, target: TargetState, wanted: Dict[Tuple[str, int], str]) -> None:
+        have = self.state.targets.get(target.iqn)
+        tpg = "iscsi/%s/tpgt_1" % target.iqn
+        if have is None:
+            self.ops += [("mkdir", "iscsi/" + target.iqn), ("mkdir", tpg)]
+            have = Target()
+        chap = bool(target.incoming)
+        for key, value in (("generate_node_acls", "0"), ("demo_mode_write_protect", "1"),
+                           ("cache_dynamic_acls", "0"), ("authentication", "1" if chap
+                                                         else "0")):
+            if have.attrib.get(key) != value:
+                self.ops.append(("write", "%s/attrib/%s" % (tpg, key), value))
+        portals = set(portal_dir(a, self.port) for a in self.desired.portals) or {
+            portal_dir("0.0.0.0", self.port)}
+        for portal in sorted(portals - have.portals):
+            self.ops.append(("mkdir", "%s/np/%s" % (tpg, portal)))
+        for portal in sorted(have.portals - portals):
+            self.ops.append(("rmdir", "%s/np/%s" % (tpg, portal)))
+        # target LUNs: keep the one already on the right backstore, else add one
+        by_store = {name: number for number, name in have.luns.items() if name}
+        used = set(have.luns)
+        tpg_lun: Dict[int, int] = {}
+        for lun in target.luns:
+            name = wanted.get((target.iqn, lun.lun))
+            if name is None:
+                continue
+            if name in by_store:
+                tpg_lun[lun.lun] = by_store[name]
+                continue
+            number = 0
+            while number in used:
+                number += 1
+            used.add(number)
+            tpg_lun[lun.lun] = number
+            store = self.state.backstores[name]
+            self.ops += [("mkdir", "%s/lun/lun_%d" % (tpg, number)),
+                         ("symlink", store.path, "%s/lun/lun_%d/%s" % (tpg, number,
+                                                                     store.name))]
+        self._acls(target, have, tpg, tpg_lun)
+        if not have.enabled:
+            self.ops.append(("write", tpg + "/enable", "1"))
+        for number in sorted(set(have.luns) - set(tpg_lun.values())):
+            self._drop_tpg_lun(tpg, number, have.luns[number])
+
+    def _acls(self, target: TargetState, have: Target, tpg: str,
+              tpg_lun: Dict[int, int]) -> None:
+        auth = _auth_values(target.incoming, target.outgoing)
+        for iqn in target.initiator_iqns:
+            acl = have.acls.get(iqn)
+            base = "%s/acls/%s" % (tpg, iqn)
+            if acl is None:
+                self.ops.append(("mkdir", base))
+                acl = Acl()
+            for mapped in sorted(tpg_lun):
+                link = "%s/lun_%d/lun" % (base, mapped)
+                current = acl.mapped.get(mapped, -1)
+                if current == tpg_lun[mapped]:
+                    continue
+                if mapped in acl.mapped:
+                    if current is not None:
+                        self.ops.append(("unlink", link))
+                else:
+                    self.ops.append(("mkdir", "%s/lun_%d" % (base, mapped)))
+                self.ops.append(("symlink", "%s/lun/lun_%d" % (tpg, tpg_lun[mapped]), link))
+            for mapped in sorted(set(acl.mapped) - set(tpg_lun)):
+                self._drop_mapped(base, mapped, acl.mapped[mapped])
+            for key in ("userid", "password", "userid_mutual", "password_mutual"):
+                if acl.auth.get(key, "") != auth.get(key, ""):
+                    self.ops.append(("write", "%s/auth/%s" % (base, key), auth.get(key, "")))
+        for iqn in sorted(set(have.acls) - set(target.initiator_iqns)):
+            base = "%s/acls/%s" % (tpg, iqn)
+            for mapped, number in sorted(have.acls[iqn].mapped.items()):
+                self._drop_mapped(base, mapped, number)
+            self.ops.append(("rmdir", base))
+
+    def _drop_mapped(self, base: str, mapped: int, number: Optional[int]) -> None:
+        if number is not None:
+            self.ops.append(("unlink", "%s/lun_%d/lun" % (base, mapped)))
+        self.ops.append(("rmdir", "%s/lun_%d" % (base, mapped)))
+
+    def _drop_tpg_lun(self, tpg: str, number: int, store: Optional[str]) -> None:
+        if store:
+            self.ops.append(("unlink", "%s/lun/lun_%d/%s" % (tpg, number, store)))
+        self.ops.append(("rmdir", "%s/lun/lun_%d" % (tpg, number)))
+
+    def drop_target(self, iqn: str, have: Target) -> None:
+        tpg = "iscsi/%s/tpgt_1" % iqn
+        if have.enabled:
+            self.ops.append(("write", tpg + "/enable", "0"))
+        for name, acl in sorted(have.acls.items()):
+            for mapped, number in sorted(acl.mapped.items()):
+                self._drop_mapped("%s/acls/%s" % (tpg, name), mapped, number)
+            self.ops.append(("rmdir", "%s/acls/%s" % (tpg, name)))
+        for number, store in sorted(have.luns.items()):
+            self._drop_tpg_lun(tpg, number, store)
+        for portal in sorted(have.portals):
+            self.ops.append(("rmdir", "%s/np/%s" % (tpg, portal)))
+        self.ops += [("rmdir", tpg), ("rmdir", "iscsi/" + iqn)]
+
+    def run(self) -> List[Op]:
+        wanted = self.backstores()
+        for target in self.desired.targets:
+            self.target(target, wanted)
+        managed = set(t.iqn for t in self.desired.targets)
+        for iqn in sorted(set(self.state.targets) - managed):
+            self.drop_target(iqn, self.state.targets[iqn])
+        keep = set(wanted.values())
+        for name in sorted(set(self.state.backstores) - keep):
+            store = self.state.backstores[name]
+            self.ops += [("rmdir", store.path), ("rmdir", "core/" + store.hba)]
+        return self.ops
+
+
+def plan_ops(state: LioState, desired: DesiredState, port: int) -> List[Op]:
+    """The configfs operations, in a safe order, that make state match desired."""
+    return _Planner(state, desired, port).run()
+
+
+def describe(op: Op) -> str:
+    """An operation as a line a person reads; secrets masked."""
+    if op[0] == "write" and op[1].rsplit("/", 1)[-1].startswith("password"):
+        return "write %s = ********" % op[1]
+    if op[0] == "write":
+        return "write %s = %s" % (op[1], op[2])
+    if op[0] == "symlink":
+        return "link %s -> %s" % (op[2], op[1])
+    return "%s %s" % op[:2]

@@ -1,0 +1,165 @@
+"""LIO plan (pure): renumbering order, idempotence, ownership, absent policy."""
+
+from tapeshared import lioplan
+from tapeshared.desired import desired_state
+from tapeshared.model import Config, Device, ExportConfig, GlobalConfig, Hctl, LunConfig, Match
+
+IQN = "iqn.2007-04.com.example:tape0"
+INIT = "iqn.1994-05.com.example:backup"
+TPG = "iscsi/%s/tpgt_1" % IQN
+
+
+def config(absent="keep"):
+    return Config(GlobalConfig(backend="lio"), (ExportConfig(
+        name="tape0", iqn=IQN, luns=(LunConfig(0, Match("serial", "HU1")),),
+        initiators=("ALL",), initiator_iqns=(INIT,), absent=absent),))
+
+
+def _tpg_op(target, op, rest):
+    kind = op[0]
+    if rest == ["enable"]:
+        target.enabled = op[2] == "1"
+    elif rest[0] == "attrib":
+        target.attrib[rest[1]] = op[2]
+    elif rest[0] == "np":
+        (target.portals.add if kind == "mkdir" else target.portals.discard)(rest[1])
+    elif rest[0] == "lun":
+        number = int(rest[1][4:])
+        if kind == "rmdir":
+            del target.luns[number]
+        else:
+            target.luns[number] = op[1].split("/")[-1] if kind == "symlink" else None
+    elif rest[0] == "acls" and len(rest) == 2:
+        if kind == "mkdir":
+            target.acls[rest[1]] = lioplan.Acl()
+        else:
+            del target.acls[rest[1]]
+    elif rest[0] == "acls" and rest[2] == "auth":
+        target.acls[rest[1]].auth[rest[3]] = op[2]
+    elif rest[0] == "acls":
+        mapped = target.acls[rest[1]].mapped
+        number = int(rest[2][4:])
+        if kind == "rmdir":
+            del mapped[number]
+        else:
+            mapped[number] = int(op[1].split("_")[-1]) if kind == "symlink" else None
+
+
+def simulate(state, ops):
+    """Apply operations to a LioState the way configfs would, for the planner's sake."""
+    for op in ops:
+        parts = (op[2] if op[0] == "symlink" else op[1]).split("/")
+        if parts[0] == "core":
+            if len(parts) == 3 and op[0] == "mkdir":
+                state.backstores[parts[2]] = lioplan.Backstore(parts[1], parts[2])
+            elif len(parts) == 3 and op[0] == "rmdir":
+                del state.backstores[parts[2]]
+            elif len(parts) == 2:
+                (state.hbas.add if op[0] == "mkdir" else state.hbas.discard)(parts[1])
+        elif len(parts) == 2:
+            if op[0] == "mkdir":
+                state.targets[parts[1]] = lioplan.Target()
+            else:
+                del state.targets[parts[1]]
+        elif len(parts) > 3:
+            _tpg_op(state.targets[parts[1]], op, parts[3:])
+    return state
+
+
+def plan(state, devices, absent="keep"):
+    desired = desired_state(config(absent), devices, lioplan.previous(state))
+    return lioplan.plan_ops(state, desired, 3260)
+
+
+def tape(hctl):
+    return Device(Hctl.parse(hctl), 1, serial="HU1", sg="/dev/sg1")
+
+
+def test_first_export_then_nothing_to_do():
+    state = lioplan.LioState(hbas={"pscsi_0"})
+    ops = plan(state, [tape("1:0:6:0")])
+    assert ops[0] == ("mkdir", "core/pscsi_1000")
+    store = ops[1][1]
+    assert store.startswith("core/pscsi_1000/tapeshared-HU1-") and store.endswith("-h1c0t6l0")
+    assert ops[2] == ("write", store + "/control",
+                      "scsi_host_id=1,scsi_channel_id=0,scsi_target_id=6,scsi_lun_id=0")
+    assert ops[3:5] == [("write", store + "/udev_path", "/dev/sg1"),
+                        ("write", store + "/enable", "1")]
+    assert ("write", TPG + "/attrib/generate_node_acls", "0") in ops
+    assert ("mkdir", TPG + "/np/0.0.0.0:3260") in ops
+    assert ops[-1] == ("write", TPG + "/enable", "1")
+    simulate(state, ops)
+    assert plan(state, [tape("1:0:6:0")]) == []
+
+
+def test_renumbering_swaps_acls_before_removing_the_old_lun():
+    state = simulate(lioplan.LioState(), plan(lioplan.LioState(), [tape("1:0:6:0")]))
+    ops = plan(state, [tape("7:0:6:0")])
+    keys = [(op[0], op[2] if op[0] == "symlink" else op[1]) for op in ops]
+    acl_link = "%s/acls/%s/lun_0/lun" % (TPG, INIT)
+    new_store = [i for i, k in enumerate(keys) if k[1].endswith("h7c0t6l0/enable")][0]
+    new_lun = keys.index(("mkdir", TPG + "/lun/lun_1"))
+    unlink = keys.index(("unlink", acl_link))
+    swap = keys.index(("symlink", acl_link))
+    old_lun = keys.index(("rmdir", TPG + "/lun/lun_0"))
+    old_store = [i for i, k in enumerate(keys) if k[0] == "rmdir" and
+                 k[1].endswith("h1c0t6l0")][0]
+    assert new_store < new_lun < unlink < swap < old_lun < old_store
+    assert ops[swap][1] == TPG + "/lun/lun_1"
+    simulate(state, ops)
+    assert plan(state, [tape("7:0:6:0")]) == []
+    assert lioplan.previous(state) == {(IQN, 0): Hctl(7, 0, 6, 0)}
+    back = plan(state, [tape("1:0:6:0")])
+    assert ("mkdir", TPG + "/lun/lun_0") in back  # alternates lun_0 / lun_1
+
+
+def test_absent_keep_leaves_the_stale_lun_and_remove_drops_it():
+    state = simulate(lioplan.LioState(), plan(lioplan.LioState(), [tape("1:0:6:0")]))
+    assert plan(state, []) == []
+    ops = plan(state, [], absent="remove")
+    assert ("rmdir", TPG + "/lun/lun_0") in ops
+    assert ("rmdir", "iscsi/" + IQN) not in ops
+
+
+def test_foreign_hbas_are_skipped_and_nothing_is_removed():
+    state = lioplan.LioState(hbas={"pscsi_0", "pscsi_1000"})
+    ops = plan(state, [tape("1:0:6:0")])
+    assert ops[0] == ("mkdir", "core/pscsi_1001")
+    assert not any(op[0] in ("rmdir", "unlink") for op in ops)
+
+
+def test_observe_counts_only_our_objects(tmp_path):
+    """The adapter's reading of a configfs-shaped tree (dirs and symlinks)."""
+    import os
+
+    from tapeshared.lio import LioBackend
+    root = tmp_path
+    for rel in ("core/pscsi_0/tape_by_hand", "core/pscsi_1000/tapeshared-HU1-abc-h1c0t6l0",
+                "iscsi/iqn.2003-01.org.example:other/tpgt_1/lun/lun_0",
+                "iscsi/iqn.2007-04.com.example:old/tpgt_1/lun/lun_0"):
+        os.makedirs(str(root / rel))
+    os.symlink(str(root / "core/pscsi_0/tape_by_hand"),
+               str(root / "iscsi/iqn.2003-01.org.example:other/tpgt_1/lun/lun_0/x"))
+    os.symlink(str(root / "core/pscsi_1000/tapeshared-HU1-abc-h1c0t6l0"),
+               str(root / "iscsi/iqn.2007-04.com.example:old/tpgt_1/lun/lun_0/y"))
+    state = LioBackend(GlobalConfig(lio_root=str(root))).observe()
+    assert list(state.backstores) == ["tapeshared-HU1-abc-h1c0t6l0"]
+    assert state.hbas == {"pscsi_0", "pscsi_1000"}
+    assert list(state.targets) == ["iqn.2007-04.com.example:old"]
+    assert state.targets["iqn.2007-04.com.example:old"].luns == {
+        0: "tapeshared-HU1-abc-h1c0t6l0"}
+
+
+def test_deconfigured_target_is_torn_down_in_order():
+    state = simulate(lioplan.LioState(), plan(lioplan.LioState(), [tape("1:0:6:0")]))
+    ops = lioplan.plan_ops(state, desired_state(Config(GlobalConfig(), ()), []), 3260)
+    assert ops[0] == ("write", TPG + "/enable", "0")
+    assert ops.index(("rmdir", "iscsi/" + IQN)) < len(ops) - 2
+    assert ops[-1] == ("rmdir", "core/pscsi_1000")
+    simulate(state, ops)
+    assert state.targets == {} and state.backstores == {}
+
+
+def test_passwords_are_masked_in_descriptions():
+    assert lioplan.describe(("write", TPG + "/acls/i/auth/password", "s3cret")
+                            ) == "write %s/acls/i/auth/password = ********" % TPG
