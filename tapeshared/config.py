@@ -216,6 +216,8 @@ def _globals(section: _Section) -> GlobalConfig:
         restart_command=argv,
         ietadm=_command(section, "ietadm", base.ietadm),
         lio_root=_path(section, "lio_root", base.lio_root),
+        proc_net_tcp=_path(section, "proc_net_tcp", base.proc_net_tcp),
+        proc_net_tcp6=_path(section, "proc_net_tcp6", base.proc_net_tcp6),
         restart_retries=int(_number(section, "restart_retries", base.restart_retries,
                                     int, 1, 20)),
         verify_timeout=_number(section, "verify_timeout", base.verify_timeout, low=0.1,

@@ -1,6 +1,7 @@
 """udev discovery adapter: every SCSI tape drive and medium changer, via pyudev."""
 
 import logging
+import os
 import re
 from dataclasses import replace
 from typing import Any, Dict, List, Optional, Tuple
@@ -32,6 +33,16 @@ def _attr(device: Any, name: str) -> Optional[bytes]:
     if isinstance(value, str):
         return value.encode("latin-1", "replace")
     return value
+
+
+def _binary_attr(device: Any, name: str) -> Optional[bytes]:
+    """A binary sysfs attribute read whole: libudev returns a C string, cut at the
+    first NUL, and every VPD page has one in its header."""
+    try:
+        with open(os.path.join(device.sys_path, name), "rb") as handle:
+            return handle.read(65536)
+    except OSError:
+        return None
 
 
 def _prop(device: Any, name: str) -> Optional[str]:
@@ -111,15 +122,19 @@ def device_from_udev(device: Any) -> Optional[Device]:
         if problem:
             problems.append("%s: %s (escaped)" % (what, problem))
     nodes = _nodes(device)
-    tagged = nodes.get("nst") or nodes.get("st") or nodes.get("sg") or nodes.get("sch")
-    serial, problem = identity_text(serial_from_vpd80(_attr(device, "vpd_pg80")))
+    # pyudev devices are mappings: test for None, never for truth
+    tagged = next((nodes[r] for r in ("nst", "st", "sg", "sch") if nodes.get(r) is not None),
+                  None)
+    serial, problem = identity_text(serial_from_vpd80(_binary_attr(device, "vpd_pg80")))
     if problem:
         problems.append("unit serial (VPD 0x80) rejected: %s" % problem)
     if serial is None and tagged is not None:
         serial, problem = identity_text(_prop(tagged, "ID_SCSI_SERIAL"))
         if problem:
             problems.append("ID_SCSI_SERIAL rejected: %s" % problem)
-    wwn = (wwn_from_vpd83(_attr(device, "vpd_pg83"))
+    wwn = (wwn_from_vpd83(_binary_attr(device, "vpd_pg83"))
+           or normalize_wwn(_prop(tagged, "ID_WWN_WITH_EXTENSION") if tagged is not None
+                            else None)
            or normalize_wwn(_prop(tagged, "ID_WWN") if tagged is not None else None)
            or normalize_wwn(_attr(device, "wwid")))
     links: List[str] = []

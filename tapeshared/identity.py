@@ -6,6 +6,9 @@ from typing import Optional, Tuple, Union
 # A serial or WWN becomes part of names and comments we render: keep it to a
 # conservative charset, so no device string can end a line or start a token.
 _IDENTITY_OK = re.compile(r"\A[A-Za-z0-9._:+/-]{1,128}\Z")
+# Printable, but they would end or split a token where device text is rendered;
+# the backslash is escaped so an escape sequence cannot be forged.
+_DISPLAY_ESCAPED = frozenset("\\#,=")
 _HEX = re.compile(r"\A[0-9a-f]+\Z")
 
 Raw = Union[bytes, str, None]
@@ -35,9 +38,14 @@ def display_text(raw: Raw) -> Tuple[str, Optional[str]]:
     text = text.strip(" \t\x00")
     problem = describe_bad(text)
     if problem is None:
+        for pos, char in enumerate(text):
+            if char in _DISPLAY_ESCAPED:
+                problem = "character %r at offset %d" % (char, pos)
+                break
+    if problem is None:
         return text, None
-    safe = "".join(c if 0x20 <= ord(c) <= 0x7E and c != "\\" else "\\x%02x" % ord(c)
-                   for c in text)
+    safe = "".join(c if 0x20 <= ord(c) <= 0x7E and c not in _DISPLAY_ESCAPED
+                   else "\\x%02x" % ord(c) for c in text)
     return safe, problem
 
 

@@ -2,7 +2,7 @@
 
 import logging
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from tapeshared import ietaccess, ietconf, ietproc
 from tapeshared.atomicfile import read_bytes, write_if_changed
@@ -78,7 +78,21 @@ class IetBackend:
             for number in sorted(set(running.luns) - exported):
                 found.append("LUN %d of %s is live but not configured" % (number,
                                                                           target.iqn))
+        found.extend(self._portal_problems(desired))
         return found
+
+    def _portal_problems(self, desired: DesiredState) -> List[str]:
+        """ietd binds its portal once at start: a moved portal needs a restart."""
+        if not desired.portals:
+            return []
+        listening: Set[str] = set()
+        for path in (self.settings.proc_net_tcp, self.settings.proc_net_tcp6):
+            listening |= ietproc.parse_listeners(_text(read_bytes(path)) or "",
+                                                 self.settings.port)
+        if listening and listening != set(desired.portals):
+            return ["ietd listens on %s, the portal is %s" % (
+                ", ".join(sorted(listening)), ", ".join(desired.portals))]
+        return []
 
     def plan(self, desired: DesiredState) -> Plan:
         """Compare files and the running target with desired; say what to do."""
@@ -176,7 +190,10 @@ class IetBackend:
         return actions
 
     def _restart_verified(self, desired: DesiredState) -> None:
-        self.runner.run(self.settings.restart_command, timeout=120)
+        # {portal} in the command (and TAPESHARED_PORTAL) give ietd its -a address
+        portal = desired.portals[0] if desired.portals else ""
+        argv = [arg.replace("{portal}", portal) for arg in self.settings.restart_command]
+        self.runner.run(argv, timeout=120, env_extra={"TAPESHARED_PORTAL": portal})
         self.wait_verified(desired)
 
     def wait_verified(self, desired: DesiredState) -> None:

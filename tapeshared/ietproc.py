@@ -1,7 +1,8 @@
 """Parse IET's /proc/net/iet/volume and /proc/net/iet/session."""
 
+import ipaddress
 import re
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Set
 
 _PAIR = re.compile(r"(\w+):(\S*)")
 
@@ -44,4 +45,27 @@ def parse_sessions(text: str) -> Dict[str, List[IetSession]]:
             found[name].append(IetSession(fields["sid"], fields.get("initiator", ""), []))
         elif depth == 2 and name and found[name] and "ip" in fields:
             found[name][-1].addresses.append(fields["ip"])
+    return found
+
+
+def _hex_address(text: str) -> str:
+    raw = bytes.fromhex(text)
+    # /proc/net/tcp prints each 32-bit word in host (little-endian) order
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
+
+
+def parse_listeners(text: str, port: int) -> Set[str]:
+    """Addresses with a TCP socket listening on port, from /proc/net/tcp{,6}."""
+    found = set()
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != "0A" or ":" not in fields[1]:
+            continue
+        address, _sep, hex_port = fields[1].partition(":")
+        try:
+            if int(hex_port, 16) == port:
+                found.add(_hex_address(address))
+        except ValueError:
+            continue
     return found

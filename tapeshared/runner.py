@@ -28,12 +28,14 @@ class Runner:
         self.extra_env = dict(env or {})
 
     def run(self, argv: Sequence[str], check: bool = True, timeout: Optional[float] = None,
-            input_text: Optional[str] = None, quiet: bool = False) -> Result:
+            input_text: Optional[str] = None, quiet: bool = False,
+            env_extra: Optional[Dict[str, str]] = None) -> Result:
         """Run argv; raise CommandError on failure when check is set."""
         if isinstance(argv, str):
             raise TypeError("argv must be a list, not a string")
         env = dict(os.environ)
         env.update(self.extra_env)
+        env.update(env_extra or {})
         env["LC_ALL"] = "C"
         limit = self.timeout if timeout is None else timeout
         extra = {"input": input_text} if input_text is not None else {

@@ -106,7 +106,17 @@ def read_volume(root):
     return targets
 
 
-def restart(root):
+def write_listener(root, portal):
+    """/proc/net/tcp as the kernel shows ietd's listening socket (ietd -a ADDR)."""
+    address = bytes(int(part) for part in (portal or "0.0.0.0").split("."))[::-1].hex()
+    with open(path(root, "proc", "net", "tcp"), "w") as handle:
+        handle.write("  sl  local_address rem_address   st tx_queue rx_queue tr "
+                     "tm->when retrnsmt   uid  timeout inode\n")
+        handle.write("   0: %s:0CBC 00000000:0000 0A 00000000:00000000 00:00000000 "
+                     "00000000     0        0 4242 1 0 100 0 0 10 0\n" % address.upper())
+
+
+def restart(root, portal=None):
     fail = path(root, "standin", "fail_restarts")
     if os.path.exists(fail):
         left = int(open(fail).read() or 0)
@@ -118,6 +128,8 @@ def restart(root):
     conf = path(root, "etc", "ietd.conf")
     text = open(conf, encoding="latin-1").read() if os.path.exists(conf) else ""
     write_volume(root, parse_conf(root, text))
+    if portal is not None:
+        write_listener(root, portal)
     # a restart drops every connected session
     open(path(root, "proc", "net", "iet", "session"), "w").close()
     bump(root, "restarts")
@@ -171,7 +183,7 @@ def main():
     args, rest = parser.parse_known_args()
     os.makedirs(path(args.root, "standin"), exist_ok=True)
     if args.action == "restart":
-        return restart(args.root)
+        return restart(args.root, rest[0] if rest else None)
     if args.action == "stop":
         for name in ("volume", "session"):
             try:

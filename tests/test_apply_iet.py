@@ -36,11 +36,14 @@ class World:
         self.devices = []
         root.write_config(exports, **extra)
 
+    portals = ()  # the addresses the portal interface has (the netlink port)
+
     def reconciler(self):
         cfg = config.load(self.root.conf)
         backend = IetBackend(cfg.globals, Runner(timeout=30), sleep=lambda s: None)
         return Reconciler(cfg, backend, lambda: list(self.devices),
-                          lambda: ApplyLock(cfg.globals.lock_file, cfg.globals.lock_timeout))
+                          lambda: ApplyLock(cfg.globals.lock_file, cfg.globals.lock_timeout),
+                          portals=lambda: list(self.portals))
 
     def set(self, *devices):
         self.devices = list(devices)
@@ -263,3 +266,20 @@ def test_chap_secrets_rendered_but_masked_in_the_plan(ietroot):
     assert "IncomingUser backup ********" in shown and "s3cretpassw0rd" not in shown
     world.apply()
     assert "\tIncomingUser backup s3cretpassw0rd\n" in ietroot.read(ietroot.ietd_conf)
+
+
+def test_moved_portal_restarts_ietd_on_the_new_address(ietroot):
+    world = World(ietroot, TAPE0, portal="ts0", proc_net_tcp=ietroot.path("proc/net/tcp"),
+                  proc_net_tcp6=ietroot.path("proc/net/tcp6"),
+                  restart_command=ietroot.standin_argv("restart") + " {portal}")
+    world.set(tape("1:0:6:0", "HU19487TL1"))
+    world.portals = ("192.0.2.1",)
+    world.apply()
+    assert ietroot.restarts == 1
+    assert world.apply().actions == []
+    world.portals = ("198.51.100.1",)
+    report = world.apply()
+    assert any("ietd listens on 192.0.2.1, the portal is 198.51.100.1" in r
+               for r in report.plan.reasons)
+    assert ietroot.restarts == 2
+    assert world.apply().actions == []
