@@ -1,6 +1,6 @@
 """Desired state: which device each configured LUN should point at right now."""
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from tapeshared.fwrules import FirewallSpec
 from tapeshared.model import Config, DesiredState, Device, ExportConfig, Hctl, LunState, TargetState
@@ -63,7 +63,7 @@ def firewall_spec(config: Config, portals: Sequence[str]) -> FirewallSpec:
     """Exactly the configured initiators to the portal port; nothing when the
     configured portal has no address right now."""
     settings = config.globals
-    sources = set()
+    sources: Set[str] = set()
     for export in config.exports:
         for network in export.initiators:
             sources.update(("0.0.0.0/0", "::/0") if network == "ALL" else (network,))

@@ -96,7 +96,7 @@ def previous(state: LioState) -> Dict[Tuple[str, int], Hctl]:
 
 
 def _auth_values(chap: Tuple[Chap, ...], mutual: Optional[Chap]) -> Dict[str, str]:
-    values = {}
+    values: Dict[str, str] = {}
     if chap:
         values.update(userid=chap[0].user, password=chap[0].secret)
     if mutual is not None:

@@ -7,6 +7,7 @@ status=0
 
 echo "== lint"
 .venv/bin/ruff check tapeshared tests
+.venv/bin/mypy tapeshared
 shopt -s nullglob
 shellcheck tests/*.sh tests/e2e/*.sh tests/e2e/scenarios/*.sh .ci/run
 shellcheck -s sh init.d/*
