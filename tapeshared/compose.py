@@ -14,6 +14,7 @@ from tapeshared.lock import ApplyLock
 from tapeshared.model import Config
 from tapeshared.reconcile import Backend, Firewall, Reconciler
 from tapeshared.runner import Runner
+from tapeshared.tgt import TgtBackend
 
 
 def backend(config: Config, runner: Runner,
@@ -24,6 +25,8 @@ def backend(config: Config, runner: Runner,
         return IetBackend(config.globals, runner, sleep=sleep)
     if name == "lio":
         return LioBackend(config.globals, sleep=sleep)
+    if name == "tgt":
+        return TgtBackend(config.globals, runner, sleep=sleep)
     raise ConfigError("backend %s is not available in this version" % name,
                       section="global", key="backend")
 

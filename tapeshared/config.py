@@ -216,6 +216,7 @@ def _globals(section: _Section) -> GlobalConfig:
         restart_command=argv,
         ietadm=_command(section, "ietadm", base.ietadm),
         lio_root=_path(section, "lio_root", base.lio_root),
+        tgtadm=_command(section, "tgtadm", base.tgtadm),
         proc_net_tcp=_path(section, "proc_net_tcp", base.proc_net_tcp),
         proc_net_tcp6=_path(section, "proc_net_tcp6", base.proc_net_tcp6),
         restart_retries=int(_number(section, "restart_retries", base.restart_retries,
@@ -404,6 +405,10 @@ def load(path: str = DEFAULT_PATH) -> Config:
     seen_dev: Dict[Match, str] = {}
     for export in exports:
         section = sections["export " + export.name]
+        if settings.backend == "tgt" and any(lun.lun == 0 for lun in export.luns):
+            raise section.error("lun" if len(export.luns) == 1 else "lun0",
+                                "tgt reserves LUN 0 for its controller: number the "
+                                "devices from 1")
         if settings.backend in ("lio", "tgt") and not export.initiator_iqns:
             raise section.error("initiator_iqns", "required with backend = %s: the "
                                 "initiator IQNs given access (ACLs)" % settings.backend)

@@ -130,6 +130,7 @@ class GlobalConfig:
     restart_command: Tuple[str, ...] = ("/etc/init.d/iscsi-target", "restart")
     ietadm: Tuple[str, ...] = ("ietadm",)
     lio_root: str = "/sys/kernel/config/target"
+    tgtadm: Tuple[str, ...] = ("tgtadm",)
     proc_net_tcp: str = "/proc/net/tcp"
     proc_net_tcp6: str = "/proc/net/tcp6"
     restart_retries: int = 3

@@ -7,14 +7,23 @@ cd "$(dirname "$0")/.."
 
 packages=(umockdev gir1.2-umockdev-1.0 python3-gi python3-venv python3-dev
           iptables nftables iproute2 shellcheck systemd kmod util-linux
-          libsystemd-dev pkg-config gcc)
+          libsystemd-dev pkg-config gcc tgt)
 if [ -f tests/e2e/host-packages.txt ]; then
     mapfile -t extra < <(grep -v '^\s*\(#\|$\)' tests/e2e/host-packages.txt)
     packages+=("${extra[@]}")
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+apt_get() {  # wait for another apt to finish rather than fail on its lock
+    local try
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        if apt-get -o DPkg::Lock::Timeout=120 "$@"; then return 0; fi
+        echo "setup: apt-get $1 failed (try $try), retrying" >&2
+        sleep 10
+    done
+    return 1
+}
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
 # The main venv sees the system's gi (umockdev) and python3-systemd.
 /usr/bin/python3 -m venv --system-site-packages .venv
