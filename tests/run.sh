@@ -9,8 +9,8 @@ echo "== lint"
 .venv/bin/ruff check tapeshared tests
 .venv/bin/mypy tapeshared
 shopt -s nullglob
-shellcheck tests/*.sh tests/e2e/*.sh tests/e2e/scenarios/*.sh .ci/run
-shellcheck -s sh init.d/*
+shellcheck tests/*.sh tests/e2e/*.sh tests/e2e/scenarios/*.sh .ci/run packaging/*.sh
+shellcheck -s sh init.d/* packaging/debian/tapeshared.p*
 shopt -u nullglob
 
 echo "== tests (Python $(.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))"
@@ -19,7 +19,8 @@ umockdev-wrapper .venv/bin/python -m pytest -q -m "not e2e" -p no:cacheprovider 
 if [ -x .venv36/bin/python ]; then
     echo "== tests (Python $(.venv36/bin/python -c 'import sys; print(sys.version.split()[0])'), the runtime floor)"
     # The installed package, not the checkout: run from a directory without it.
-    (cd tests && ../.venv36/bin/python -m pytest -q -m "not e2e" -p no:cacheprovider \
+    (cd tests && ../.venv36/bin/python -m pytest -q -m "not e2e and not packaging" \
+        -p no:cacheprovider \
         --rootdir=. -c /dev/null .) || status=1
 else
     echo "no .venv36: the Python 3.6 run did not happen" >&2

@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 packages=(umockdev gir1.2-umockdev-1.0 python3-gi python3-venv python3-dev
           iptables nftables iproute2 shellcheck systemd kmod util-linux
           libsystemd-dev pkg-config gcc tgt)
-if [ -f tests/e2e/host-packages.txt ]; then
-    mapfile -t extra < <(grep -v '^\s*\(#\|$\)' tests/e2e/host-packages.txt)
-    packages+=("${extra[@]}")
-fi
+for list in tests/e2e/host-packages.txt packaging/build-deps.txt; do
+    if [ -f "$list" ]; then
+        mapfile -t extra < <(sed 's/#.*//' "$list" | grep -v '^\s*$')
+        packages+=("${extra[@]}")
+    fi
+done
 export DEBIAN_FRONTEND=noninteractive
 apt_get() {  # wait for another apt to finish rather than fail on its lock
     local try
