@@ -27,6 +27,10 @@ EPILOG = """exit codes:
   64  bad command line
   65  a managed file cannot be parsed safely and was left untouched
   78  configuration error (the message names file, section and key)
+run: 0 after SIGTERM/SIGINT; 78 if the configuration is unusable at start.
+status: LSB codes: 0 running and every export verified, 3 not running,
+  4 status unknown (unreadable or stale state), 150 running but an export is
+  broken (see `tapeshared status --help`).
 """
 
 
@@ -141,6 +145,32 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from tapeshared import logsetup, sdnotify
+    config.load(args.config)  # a bad config fails here, before detaching
+    ready_fd = sdnotify.detach() if args.detach else -1
+    logsetup.configure(args.log_target, (logging.INFO, logging.INFO, logging.DEBUG)[
+        min(args.verbose, 2)])
+    if args.pidfile:
+        sdnotify.write_pidfile(args.pidfile)
+    try:
+        return compose.daemon(args.config, ready_fd=ready_fd).run()
+    finally:
+        if args.pidfile:
+            sdnotify.remove_pidfile(args.pidfile)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tapeshared import status
+    code, doc = status.collect(args.config)
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(status.render(doc))
+    return code
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render --help in the README)."""
     top = _Parser(prog="tapeshared", epilog=EPILOG,
@@ -163,6 +193,23 @@ def parser() -> argparse.ArgumentParser:
                                 "(exit 2 if changes are pending)").set_defaults(func=cmd_plan)
     sub.add_parser("apply", help="make the target match the configuration once"
                    ).set_defaults(func=cmd_apply)
+    run = sub.add_parser("run", help="run the daemon: follow udev events, keep the "
+                                     "exports converged (systemd Type=notify)")
+    run.add_argument("--log-target", choices=("auto", "journal", "syslog", "stderr"),
+                     default="auto", help="where to log (default %(default)s: the journal "
+                     "under systemd, stderr on a terminal, else syslog)")
+    run.add_argument("--pidfile", help="write the daemon's pid here (SysV init)")
+    run.add_argument("--detach", action="store_true",
+                     help="fork into the background; return once the first reconcile "
+                          "is done (SysV init)")
+    run.set_defaults(func=cmd_run)
+    from tapeshared.status import EPILOG as STATUS_EPILOG
+    status = sub.add_parser("status", epilog=STATUS_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            help="show the daemon's health and each export (LSB exit "
+                                 "codes); works read-only and without the daemon")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
     return top
 
 

@@ -184,7 +184,8 @@ class IetBackend:
                 restart = True
         if restart:
             retry_call(lambda: self._restart_verified(desired),
-                       attempts=self.settings.restart_retries, what="target restart")
+                       attempts=self.settings.restart_retries, what="target restart",
+                       sleep=self.sleep)
             actions.append("restarted the target (%s)" % " ".join(
                 self.settings.restart_command))
         return actions

@@ -1,7 +1,8 @@
 """Bounded retries with backoff: the only importer of tenacity."""
 
 import logging
-from typing import Callable, Tuple, Type, TypeVar
+import time
+from typing import Any, Callable, Tuple, Type, TypeVar
 
 from tapeshared.errors import TransientError
 
@@ -11,7 +12,8 @@ T = TypeVar("T")
 
 def retry_call(func: Callable[[], T], attempts: int, first_wait: float = 0.5,
                max_wait: float = 5.0, what: str = "operation",
-               on: Tuple[Type[BaseException], ...] = (TransientError,)) -> T:
+               on: Tuple[Type[BaseException], ...] = (TransientError,),
+               sleep: Callable[[float], Any] = time.sleep) -> T:
     """Call func until it succeeds or attempts run out; re-raise the last error."""
     import tenacity
 
@@ -24,5 +26,5 @@ def retry_call(func: Callable[[], T], attempts: int, first_wait: float = 0.5,
         stop=tenacity.stop_after_attempt(attempts),
         wait=tenacity.wait_exponential(multiplier=first_wait, max=max_wait),
         retry=tenacity.retry_if_exception_type(on),
-        after=_log, reraise=True)
+        after=_log, reraise=True, sleep=sleep)  # the daemon's sleep feeds the watchdog
     return retrying(func)

@@ -1,0 +1,151 @@
+"""`tapeshared status`: the daemon's health and each export as the target shows it."""
+
+import errno
+import os
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from tapeshared.errors import ConfigError, TapesharedError
+from tapeshared.model import DesiredState, GlobalConfig
+from tapeshared.state import StateError, device_dict, exports_list, process_start, read_state
+
+# LSB init script status codes, plus one from LSB's application range (150-199).
+OK = 0
+NOT_RUNNING = 3
+UNKNOWN = 4
+BROKEN = 150
+EPILOG = """status exit codes (LSB):
+  0   the daemon runs, its state is fresh and every export is live and verified
+  3   the daemon is not running (what the target exports is still shown)
+  4   status unknown: the state file is unreadable, or the daemon stopped updating it
+  150 the daemon runs but an export is broken (not live, not verified, or the
+      last apply failed)
+"""
+
+
+def pid_alive(pid: int, start: Optional[int]) -> bool:
+    """True if pid runs and, when known, is the same process (not a reused pid)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            return False
+    return start is None or process_start(pid) in (None, start)
+
+
+def daemon_health(state: Optional[Dict[str, Any]], now: float) -> Tuple[str, int]:
+    """('running' | 'stale' | 'not running', exit code) from the state file."""
+    if state is None or not state.get("running"):
+        return "not running", NOT_RUNNING
+    if not pid_alive(int(state.get("pid") or 0), state.get("pid_start")):
+        return "not running", NOT_RUNNING
+    limit = 2 * float(state.get("resync_interval") or 60) + 10
+    if now - float(state.get("mtime") or 0) > limit:
+        return "stale", UNKNOWN
+    return "running", OK
+
+
+def _target_view(cfg: Any) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Each export as discovery and the running target show it now (read-only)."""
+    from tapeshared import compose
+    problems: List[str] = []
+    reconciler = compose.reconciler(cfg)
+    backend: Any = reconciler.backend
+    try:
+        devices, desired = reconciler.observe()
+    except (TapesharedError, OSError, ImportError) as exc:
+        problems.append("cannot scan devices: %s" % exc)
+        devices, desired = [], DesiredState(targets=())
+    live = backend.live() if hasattr(backend, "live") else None
+    sessions = backend.sessions() if hasattr(backend, "sessions") else {}
+    exports = exports_list(desired)
+    for export, target in zip(exports, desired.targets):
+        wrong = backend.problems(DesiredState(targets=(target,)), live) \
+            if hasattr(backend, "problems") else []
+        export["exported"] = live is not None and target.iqn in live
+        export["verified"] = export["exported"] and not wrong
+        export["problems"] = wrong
+        export["sessions"] = [{"initiator": s.initiator, "addresses": list(s.addresses)}
+                              for s in sessions.get(target.iqn, [])]
+        for lun in export["luns"]:
+            matched = [d for d in devices if str(d.hctl) == lun["hctl"]]
+            lun["device"] = device_dict(matched[0]) if matched else None
+    return exports, problems
+
+
+def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
+    """Exit code and the status document (also printed by --json)."""
+    from tapeshared import config as config_module
+    doc: Dict[str, Any] = {"schema": 1, "config": config_path, "problems": []}
+    cfg = None
+    try:
+        cfg = config_module.load(config_path)
+        settings = cfg.globals
+    except ConfigError as exc:
+        doc["problems"].append("configuration: %s" % exc)
+        settings = GlobalConfig()
+    path = os.path.join(settings.state_dir, "state.json")
+    try:
+        state = read_state(path)
+    except StateError as exc:
+        doc["problems"].append("state: %s" % exc)
+        doc["daemon"] = {"health": "unknown", "state_file": path}
+        return UNKNOWN, doc
+    health, code = daemon_health(state, time.time())
+    doc["daemon"] = {"health": health, "state_file": path}
+    if state is not None:
+        for key in ("pid", "started", "last_change", "last_error", "last_pass"):
+            doc["daemon"][key] = state.get(key)
+        doc["daemon"]["state_age"] = round(time.time() - state["mtime"], 1)
+    exports: List[Dict[str, Any]] = []
+    if cfg is not None:
+        exports, problems = _target_view(cfg)
+        doc["problems"].extend(problems)
+    doc["exports"] = exports
+    if code == OK:
+        failed = (state or {}).get("last_pass") or {}
+        if cfg is None:
+            code = UNKNOWN
+        elif failed.get("error") or any(not e["verified"] for e in exports):
+            code = BROKEN
+    doc["exit_code"] = code
+    return code, doc
+
+
+def _when(stamp: Optional[float]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "never"
+
+
+def render(doc: Dict[str, Any]) -> str:
+    """The status document as text a person can read."""
+    daemon = doc["daemon"]
+    lines = ["daemon: %s" % daemon["health"]]
+    if daemon.get("pid"):
+        lines[0] += " (pid %s, started %s, state written %ss ago)" % (
+            daemon["pid"], _when(daemon.get("started")), daemon.get("state_age"))
+    change = daemon.get("last_change") or {}
+    error = daemon.get("last_error") or {}
+    lines.append("last change: %s%s" % (_when(change.get("time")), (": " + "; ".join(
+        change.get("actions", []))) if change else ""))
+    lines.append("last error: %s%s" % (_when(error.get("time")),
+                                       (": " + error.get("error", "")) if error else ""))
+    for export in doc.get("exports", []):
+        state = ("exported, verified" if export["verified"] else
+                 "exported, NOT verified" if export["exported"] else "NOT exported")
+        lines.append("export %s (%s): %s; %d initiator%s connected" % (
+            export["name"], export["iqn"], state, len(export["sessions"]),
+            "" if len(export["sessions"]) == 1 else "s"))
+        for lun in export["luns"]:
+            nodes = " ".join(sorted((lun["device"] or {}).get("nodes", {}).values()))
+            lines.append("  LUN %d %s: %s at %s %s" % (lun["lun"], lun["match"], lun["status"],
+                                                      lun["hctl"] or "-", nodes))
+        for session in export["sessions"]:
+            lines.append("  initiator %s from %s" % (session["initiator"],
+                                                     ", ".join(session["addresses"]) or "?"))
+        for problem in export["problems"]:
+            lines.append("  problem: %s" % problem)
+    for problem in doc["problems"]:
+        lines.append("problem: %s" % problem)
+    return "\n".join(lines) + "\n"

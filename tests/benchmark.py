@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Daemon benchmark (prints figures, asserts nothing); run under umockdev-wrapper:
+
+    umockdev-wrapper /work/venv/bin/python tests/benchmark.py [--idle-seconds 60]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ietroot import IetRoot  # noqa: E402
+from test_daemon import SERIAL, DaemonRun, hctl_line, wait_for  # noqa: E402
+from udevbed import UMOCKDEV_PROBLEM, Bed  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--renumberings", type=int, default=10)
+    args = parser.parse_args()
+    if UMOCKDEV_PROBLEM:
+        sys.exit("benchmark: %s" % UMOCKDEV_PROBLEM)
+    with tempfile.TemporaryDirectory() as base:
+        root = IetRoot(base)
+        bed = Bed()
+        run = DaemonRun(bed, root)
+        try:
+            measure(run, root, bed, args)
+        finally:
+            run.close()
+            bed.close()
+
+
+def measure(run, root, bed, args):
+    hctls = ["1:0:6:0", "2:0:6:0"]
+    bed.add_tape(hctls[0], serial=SERIAL)
+    started = time.monotonic()
+    run.start()
+    wait_for(lambda: hctl_line(hctls[0]) in run.ietd(), what="first export")
+    print("python: %s" % os.environ.get("TAPESHARED_DAEMON_PYTHON", sys.executable))
+    print("start to READY=1 and first export: %.3f s" % (time.monotonic() - started))
+    run.settle()
+
+    latencies, restarts = [], []
+    for i in range(args.renumberings):
+        old, new = hctls[i % 2], hctls[(i + 1) % 2]
+        before = root.restarts
+        bed.renumber(old, new)
+        sent = time.monotonic()  # the last uevent of the renumbering has been sent
+        wait_for(lambda new=new, before=before: hctl_line(new) in run.ietd()
+                 and root.restarts > before, interval=0.001, what="convergence")
+        latencies.append(time.monotonic() - sent)
+        run.settle(quiet=0.4)
+        restarts.append(root.restarts - before)
+    print("renumbering -> converged (ietd.conf + stand-in restarted), %d runs: "
+          "median %.3f s, min %.3f s, max %.3f s (debounce 0.15 s included)"
+          % (len(latencies), statistics.median(latencies), min(latencies), max(latencies)))
+    print("restarts per renumbering: %s" % restarts)
+
+    path = bed.syspath(hctls[args.renumberings % 2])
+    for count in (300, 1000):
+        last, before = run.settle(quiet=0.4), root.restarts
+        sent = time.monotonic()
+        for _ in range(count):
+            bed.uevent(path, "change")
+        sent = time.monotonic() - sent
+        run.wait_pass(last)
+        passes = run.settle(quiet=0.5) - last
+        print("no-op burst of %d change uevents (sent in %.3f s): %d apply pass(es), "
+              "%d restart(s)" % (count, sent, passes, root.restarts - before))
+
+    pid = run.proc.pid
+    run.settle(quiet=0.3)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(args.idle_seconds)
+    used, spent = cpu_seconds(pid) - cpu0, time.monotonic() - t0
+    print("idle: %.2f CPU s over %.1f s (%.3f%%)" % (used, spent, 100 * used / spent))
+    print("resident memory (VmRSS): %d KiB" % rss_kib(pid))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,399 @@
+"""The daemon as a real process fed real udev events (umockdev), real signals and a
+real NOTIFY_SOCKET, exporting through the IET stand-in."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from udevbed import UMOCKDEV_PROBLEM, Bed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERIAL = "HU1234ABCD"
+TAPE0 = """[export tape0]
+serial = %s
+initiators = 192.0.2.10
+""" % SERIAL
+# umockdev delivers uevents over a unix datagram socket whose queue is capped by
+# net.unix.max_dgram_qlen (10 here); its sender aborts the whole test process on
+# EAGAIN. The real udev netlink socket has no such cap, so the daemon runs in a
+# private network namespace where the cap is raised (the host's is untouched).
+QLEN = 100000
+# The daemon's interpreter; e.g. /work/venv36/bin/python checks it on Python 3.6
+# (the test itself needs gi for umockdev, which that venv lacks).
+DAEMON_PYTHON = os.environ.get("TAPESHARED_DAEMON_PYTHON", sys.executable)
+
+
+def needs_daemon(func):
+    """A daemon test: real process, real uevents; skipped outside umockdev-wrapper."""
+    func = pytest.mark.skipif(UMOCKDEV_PROBLEM is not None, reason=UMOCKDEV_PROBLEM or "")(func)
+    return pytest.mark.daemon(func)
+
+
+def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
+    """Poll predicate until true; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %gs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def netns_wrapper():
+    """argv prefix running a command in a new netns with a big unix datagram queue."""
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", "echo %d > "
+                            "/proc/sys/net/unix/max_dgram_qlen" % QLEN],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if probe.returncode != 0:
+        return None
+    return ["unshare", "-n", "sh", "-c", 'echo %d > /proc/sys/net/unix/max_dgram_qlen '
+            '&& exec "$@"' % QLEN, "sh"]
+
+
+class Notify:
+    """A NOTIFY_SOCKET the test binds, collecting every message the daemon sends."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def pump(self):
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            self.messages.append((time.monotonic(), dict(
+                line.split("=", 1) for line in data.decode().splitlines() if "=" in line)))
+
+    def find(self, key, value=None, after=0.0):
+        self.pump()
+        return [m for t, m in self.messages
+                if t >= after and key in m and (value is None or m[key] == value)]
+
+    def wait(self, key, value=None, after=0.0, timeout=10.0):
+        return wait_for(lambda: self.find(key, value, after), timeout,
+                        what="%s=%s from the daemon" % (key, value or "*"))[0]
+
+    def close(self):
+        self.sock.close()
+
+
+class DaemonRun:
+    """One `tapeshared run` process with its testbed, IET stand-in and notify socket."""
+
+    def __init__(self, bed, root, exports=TAPE0, watchdog_usec=None, **extra):
+        self.bed = bed
+        self.root = root
+        # the stand-in then checks the (fake) /sys/devices for the H:C:T:L
+        os.rmdir(root.path("standin/sysfs"))
+        extra.setdefault("restart_retries", "1")
+        self.conf = root.write_config(exports, **extra)
+        self.notify = Notify(root.path("notify.sock"))
+        self.log_path = root.path("daemon.log")
+        self.proc = None
+        self.watchdog_usec = watchdog_usec
+
+    def start(self, wait_ready=True):
+        env = dict(os.environ)
+        env["UMOCKDEV_DIR"] = self.bed.tb.get_root_dir()
+        env["NOTIFY_SOCKET"] = self.notify.path
+        env["PYTHONPATH"] = ROOT
+        if self.watchdog_usec:
+            env["WATCHDOG_USEC"] = str(self.watchdog_usec)
+        prefix = netns_wrapper() or []
+        argv = prefix + [DAEMON_PYTHON, "-m", "tapeshared", "-c", self.conf, "-vv", "run",
+                         "--log-target", "stderr"]
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        if wait_ready:
+            return self.notify.wait("READY", "1")
+        return None
+
+    def text(self):
+        with open(self.log_path) as handle:
+            return handle.read()
+
+    def passes(self):
+        return [int(n) for n in re.findall(r"DEBUG: pass (\d+) \(", self.text())]
+
+    def wait_pass(self, after, timeout=10.0):
+        """Wait until a pass numbered above `after` has finished; return its number."""
+        return wait_for(lambda: max(self.passes() or [0]) > after and max(self.passes()),
+                        timeout, what="a reconcile pass after pass %d" % after)
+
+    def settle(self, quiet=0.6, timeout=15.0):
+        """Wait until no pass ran for `quiet` seconds; return the last pass number."""
+        deadline = time.monotonic() + timeout
+        last, since = max(self.passes() or [0]), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = max(self.passes() or [0])
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return last
+        raise AssertionError("the daemon never went quiet")
+
+    def ietd(self):
+        return self.root.read(self.root.ietd_conf) or ""
+
+    def signal(self, signum):
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout=10.0):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("the daemon ignored SIGTERM")
+        return self.proc.returncode if self.proc else None
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            self.notify.close()
+            self.log.close()
+
+
+@pytest.fixture
+def run(ietroot):
+    made = []
+
+    def make(**kw):
+        bed = Bed()
+        daemon = DaemonRun(bed, ietroot, **kw)
+        made.append((bed, daemon))
+        return daemon
+
+    yield make
+    for bed, daemon in made:
+        try:
+            daemon.close()
+        finally:
+            bed.close()
+
+
+def hctl_line(hctl):
+    return "Lun 0 H=%s,C=%s,I=%s,L=%s,Type=rawio" % tuple(hctl.split(":"))
+
+
+@needs_daemon
+def test_add_change_remove_return_at_new_address(run, ietroot):
+    d = run()
+    ready = d.start()
+    assert "1 device absent" in ready.get("STATUS", ""), ready
+    base = ietroot.restarts
+    assert "Target iqn.2007-04.com.example:tape0" in d.ietd()
+
+    added_at = time.monotonic()
+    path = d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd() and ietroot.restarts == base + 1,
+             what="the export after add")
+    assert time.monotonic() - added_at < 3
+    assert "lun:0" in ietroot.read(ietroot.volume)
+    d.notify.wait("STATUS", "1 export ok")
+
+    last = d.settle()
+    d.bed.uevent(path, "change")
+    last = d.wait_pass(last)
+    assert ietroot.restarts == base + 1, "a change uevent must not restart the target"
+
+    d.bed.remove(path)
+    d.wait_pass(last)
+    assert ietroot.restarts == base + 1, "absent = keep: no restart when the tape goes"
+    assert hctl_line("1:0:6:0") in d.ietd()
+    d.notify.wait("STATUS", "0 exports ok, 1 degraded, 1 device absent (last address kept)")
+
+    returned_at = time.monotonic()
+    d.bed.add_tape("3:0:2:0", serial=SERIAL, st_index=1, sg_index=1)
+    wait_for(lambda: hctl_line("3:0:2:0") in d.ietd() and ietroot.restarts == base + 2,
+             what="the export to follow the tape to 3:0:2:0")
+    assert time.monotonic() - returned_at < 3
+    d.settle()
+    assert ietroot.restarts == base + 2, "exactly one restart for the renumbering"
+    assert hctl_line("1:0:6:0") not in d.ietd()
+    # structured fields (journal) are shown in text logs too
+    assert ("INFO: [export tape0] LUN 0 (serial:%s): present at 3:0:2:0 [target=iqn.2007-04"
+            ".com.example:tape0 serial=%s hctl=3:0:2:0]" % (SERIAL, SERIAL)) in d.text()
+    assert d.stop() == 0
+
+
+@needs_daemon
+def test_burst_of_300_change_events_is_coalesced_without_restart(run, ietroot):
+    d = run()
+    path = d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    last = d.settle()
+    base = ietroot.restarts
+    for _ in range(300):
+        d.bed.uevent(path, "change")
+    d.wait_pass(last)
+    passes = d.settle() - last
+    assert 1 <= passes <= 3, "300 uevents made %d passes" % passes
+    assert ietroot.restarts == base
+    assert d.text().count("DEBUG: uevent change") == 300, "every uevent reached the daemon"
+
+
+@needs_daemon
+def test_sighup_good_then_bad_config_and_sigterm_keeps_export(run, ietroot):
+    d = run()
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    d.settle()
+    base = ietroot.restarts
+
+    ietroot.write_config(TAPE0.replace("192.0.2.10", "192.0.2.10, 192.0.2.11"),
+                         restart_retries="1")
+    sent = time.monotonic()
+    d.signal(signal.SIGHUP)
+    d.notify.wait("RELOADING", "1", after=sent)
+    d.notify.wait("READY", "1", after=sent)
+    wait_for(lambda: "192.0.2.11" in (ietroot.read(ietroot.allow) or ""),
+             what="initiators.allow to follow the reload")
+    assert ietroot.restarts == base, "an access change needs no restart"
+
+    conf_before = d.ietd()
+    ietroot.write_config(TAPE0 + "bogus = 1\n", restart_retries="1")
+    sent = time.monotonic()
+    d.signal(signal.SIGHUP)
+    d.notify.wait("RELOADING", "1", after=sent)
+    ready = d.notify.wait("READY", "1", after=sent)
+    assert "last good configuration kept" in ready["STATUS"]
+    line = wait_for(lambda: [ln for ln in d.text().splitlines() if "reload refused" in ln],
+                    what="the reload error in the log")[0]
+    assert d.conf in line and "[export tape0]" in line and "bogus" in line, line
+    d.settle()
+    assert d.ietd() == conf_before and ietroot.restarts == base
+
+    sent = time.monotonic()
+    assert d.stop() == 0
+    d.notify.wait("STOPPING", "1", after=sent, timeout=2)
+    assert hctl_line("1:0:6:0") in d.ietd(), "stop_action = keep leaves the export up"
+    assert "tid:1 name:iqn.2007-04.com.example:tape0" in ietroot.read(ietroot.volume)
+    assert ietroot.restarts == base
+
+
+@needs_daemon
+def test_stop_action_unexport_removes_the_target(run, ietroot):
+    d = run(stop_action="unexport")
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    assert d.stop() == 0
+    assert "Target iqn.2007-04.com.example:tape0" not in d.ietd()
+    assert "tape0" not in (ietroot.read(ietroot.volume) or "")
+    assert "unexported the managed targets" in d.text()
+
+
+@needs_daemon
+def test_failed_apply_backs_off_without_blocking_the_loop(run, ietroot):
+    with open(ietroot.path("standin/fail_restarts"), "w") as handle:
+        handle.write("2")
+    d = run(watchdog_usec=400000)
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    ready = d.start()
+    assert "apply failed" in ready["STATUS"] and "next attempt in 1s" in ready["STATUS"]
+    second = wait_for(lambda: [m for m in d.notify.find("STATUS")
+                               if "next attempt in 2s" in m["STATUS"]], timeout=5,
+                      what="the second failure")[0]
+    d.notify.wait("STATUS", "1 export ok", timeout=10)
+    ok = [(t, m) for t, m in d.notify.messages if m.get("STATUS") == "1 export ok"][0]
+    assert "next attempt in 2s" in second["STATUS"], second
+    first_t = [t for t, m in d.notify.messages if m.get("READY") == "1"][0]
+    assert ok[0] - first_t >= 2.5, "1 s then 2 s of back-off"
+    pings = [t for t, m in d.notify.messages if m.get("WATCHDOG") == "1"
+             and first_t <= t <= ok[0]]
+    assert len(pings) >= 8, "the watchdog is fed while waiting to retry: %d" % len(pings)
+    assert ietroot.counter("failed_restarts") == 2 and ietroot.restarts == 1
+    # the same error again is logged once (then at DEBUG), and the recovery once
+    assert d.text().count("ERROR: apply failed") == 1
+    assert d.text().count("INFO: apply succeeded again") == 1
+
+
+@needs_daemon
+def test_periodic_resync_repairs_drift_and_idles(run, ietroot):
+    d = run(resync_interval="1")
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    base = ietroot.restarts
+    os.unlink(ietroot.ietd_conf)  # drift, and no event tells the daemon
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), timeout=5,
+             what="the resync to rewrite ietd.conf")
+    wait_for(lambda: ietroot.restarts == base + 1, what="one restart after the repair")
+    with open("/proc/%d/stat" % d.proc.pid) as handle:
+        ticks0 = sum(int(x) for x in handle.read().rsplit(")", 1)[1].split()[11:13])
+    time.sleep(2.5)
+    with open("/proc/%d/stat" % d.proc.pid) as handle:
+        ticks1 = sum(int(x) for x in handle.read().rsplit(")", 1)[1].split()[11:13])
+    assert len(re.findall(r"DEBUG: pass \d+ \(resync\)", d.text())) >= 3
+    assert ticks1 - ticks0 < 0.5 * os.sysconf("SC_CLK_TCK"), "the loop must not spin"
+    assert ietroot.restarts == base + 1
+
+
+@needs_daemon
+def test_portal_address_events_mark_dirty(run, ietroot):
+    if netns_wrapper() is None:
+        pytest.skip("cannot make a private network namespace (unshare -n)")
+    d = run(portal="lo")
+    d.start()
+    last = d.settle()
+    subprocess.run(["nsenter", "-t", str(d.proc.pid), "-n", "ip", "addr", "add",
+                    "192.0.2.1/32", "dev", "lo"], check=True)
+    d.wait_pass(last)
+    assert re.search(r"DEBUG: pass \d+ \(addrs\)", d.text())
+
+
+UDEV_OVERFLOW = r"""
+import subprocess, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from tapeshared.udevwatch import UdevWatch
+watch = UdevWatch(subsystems=("net",), source="kernel", receive_buffer=1)
+with tempfile.NamedTemporaryFile("w", suffix=".batch") as batch:
+    batch.write("".join("link add b%d type bridge\n" % i for i in range(64)))
+    batch.flush()
+    subprocess.run(["ip", "-batch", batch.name], check=True)
+resync = watch.drain()
+print("overflow", resync, watch.errors)
+subprocess.run(["ip", "link", "add", "late", "type", "bridge"], check=True)
+import select
+select.select([watch], [], [], 5)
+print("after", watch.drain(), watch.events)
+"""
+
+
+@pytest.mark.netns
+def test_udev_monitor_overflow_reopens_and_asks_for_resync():
+    # umockdev cannot overflow a monitor (its sender aborts on a full queue), so
+    # this uses a real kernel uevent socket in a private netns, flooded by bridges.
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")}
+    try:
+        out = subprocess.run(["unshare", "-n", sys.executable, "-c", UDEV_OVERFLOW, ROOT],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed")
+    if out.returncode != 0 and "Operation not permitted" in out.stderr:
+        pytest.skip("no permission for a private network namespace")
+    assert out.returncode == 0, out.stderr
+    assert "overflow True 1" in out.stdout, out.stdout + out.stderr
+    assert "udev monitor failed" in out.stderr
+    assert "after True" in out.stdout, "the re-opened monitor delivers events again"
