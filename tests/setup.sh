@@ -10,7 +10,7 @@ packages=(umockdev gir1.2-umockdev-1.0 python3-gi python3-venv python3-dev
           libsystemd-dev pkg-config gcc tgt)
 for list in tests/e2e/host-packages.txt packaging/build-deps.txt; do
     if [ -f "$list" ]; then
-        mapfile -t extra < <(sed 's/#.*//' "$list" | grep -v '^\s*$')
+        mapfile -t extra < <(sed 's/#.*//; s/[[:space:]]*$//; s/^[[:space:]]*//' "$list" | grep -v '^$')
         packages+=("${extra[@]}")
     fi
 done
@@ -34,8 +34,11 @@ apt_get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
 # The runtime floor: Python 3.6 (XCP-ng 8.x Dom0), installed the way an admin would.
 py36=""
-for candidate in python3.6 "$HOME"/.pyenv/versions/3.6*/bin/python3.6; do
-    if command -v "$candidate" >/dev/null 2>&1; then py36=$(command -v "$candidate"); break; fi
+for candidate in "$HOME"/.pyenv/versions/3.6*/bin/python3.6 /usr/bin/python3.6 python3.6; do
+    # a pyenv shim exists even when it cannot run: try it
+    if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 6)' 2>/dev/null; then
+        py36=$candidate; break
+    fi
 done
 if [ -n "$py36" ]; then
     "$py36" -m venv .venv36
