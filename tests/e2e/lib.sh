@@ -1,0 +1,30 @@
+# shellcheck shell=bash
+# Helpers for scenarios (source it: . "$(dirname "$0")/../lib.sh").
+# Scenarios run under "set -eu"; each check prints one PASS or FAIL line.
+
+pass() { echo "PASS: $*"; }
+note() { echo "NOTE: $*"; }
+indent() { sed 's/^/    /'; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+# check DESCRIPTION COMMAND...: run COMMAND; PASS, or FAIL with its output.
+check() {
+    local desc=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        pass "$desc"
+    else
+        printf '%s\n' "$out" | indent
+        fail "$desc"
+    fi
+}
+
+# wait_for SECONDS COMMAND...: retry COMMAND every 0.1 s until it succeeds.
+wait_for() {
+    local deadline=$(( $(date +%s) + $1 ))
+    shift
+    until "$@" 2>/dev/null; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
