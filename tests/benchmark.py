@@ -6,6 +6,7 @@
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -14,7 +15,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ietroot import IetRoot  # noqa: E402
-from test_daemon import SERIAL, DaemonRun, hctl_line, wait_for  # noqa: E402
+from test_daemon import (  # noqa: E402
+    SERIAL,
+    DaemonRun,
+    hctl_line,
+    in_netns,
+    netns_wrapper,
+    wait_for,
+)
 from udevbed import UMOCKDEV_PROBLEM, Bed  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -38,6 +46,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--renumberings", type=int, default=10)
+    parser.add_argument("--portal-changes", type=int, default=5)
     args = parser.parse_args()
     if UMOCKDEV_PROBLEM:
         sys.exit("benchmark: %s" % UMOCKDEV_PROBLEM)
@@ -47,9 +56,38 @@ def main():
         run = DaemonRun(bed, root)
         try:
             measure(run, root, bed, args)
+            run.close()
+            if netns_wrapper() is not None and shutil.which("iptables"):
+                os.makedirs(os.path.join(base, "portal"))
+                run = DaemonRun(bed, IetRoot(os.path.join(base, "portal")), portal="lo",
+                                firewall="iptables")
+                measure_portal(run, args)
         finally:
             run.close()
             bed.close()
+
+
+def measure_portal(run, args):
+    """Portal address appears/goes (netlink) -> firewall rule follows."""
+    run.start()
+    pid = run.proc.pid
+    rules = lambda: in_netns(pid, "iptables", "-w", "-S", "TAPESHARED")  # noqa: E731
+    appear, vanish = [], []
+    for _ in range(args.portal_changes):
+        run.settle(quiet=0.3)
+        sent = time.monotonic()
+        in_netns(pid, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
+        wait_for(lambda: "-d 192.0.2.1/32" in rules(), interval=0.001, what="rule")
+        appear.append(time.monotonic() - sent)
+        run.settle(quiet=0.3)
+        sent = time.monotonic()
+        in_netns(pid, "ip", "addr", "del", "192.0.2.1/32", "dev", "lo")
+        wait_for(lambda: "ACCEPT" not in rules(), interval=0.001, what="no rule")
+        vanish.append(time.monotonic() - sent)
+    print("portal address added -> firewall rule to it, %d runs: median %.3f s, max %.3f s"
+          % (len(appear), statistics.median(appear), max(appear)))
+    print("portal address removed -> rule gone, %d runs: median %.3f s, max %.3f s"
+          % (len(vanish), statistics.median(vanish), max(vanish)))
 
 
 def measure(run, root, bed, args):

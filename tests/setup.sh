@@ -31,6 +31,8 @@ apt_get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 /usr/bin/python3 -m venv --system-site-packages .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]' ruff mypy
+# the current pyroute2 (asyncio core) here, 0.7.x in the 3.6 venv: both are tested
+.venv/bin/pip install -q --upgrade 'pyroute2>=0.9'
 
 # The runtime floor: Python 3.6 (XCP-ng 8.x Dom0), installed the way an admin would.
 py36=""

@@ -3,6 +3,7 @@ real NOTIFY_SOCKET, exporting through the IET stand-in."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -350,16 +351,27 @@ def test_periodic_resync_repairs_drift_and_idles(run, ietroot):
 
 
 @needs_daemon
-def test_portal_address_events_mark_dirty(run, ietroot):
-    if netns_wrapper() is None:
-        pytest.skip("cannot make a private network namespace (unshare -n)")
-    d = run(portal="lo")
+def in_netns(pid, *argv):
+    """Run argv in the daemon's private network namespace."""
+    return subprocess.run(["nsenter", "-t", str(pid), "-n"] + list(argv), check=True,
+                          stdout=subprocess.PIPE, universal_newlines=True).stdout
+
+
+def test_portal_address_events_move_the_firewall_rule(run, ietroot):
+    if netns_wrapper() is None or shutil.which("iptables") is None:
+        pytest.skip("needs a private network namespace (unshare -n) and iptables")
+    d = run(portal="lo", firewall="iptables")
     d.start()
+    pid = d.proc.pid
+    rules = lambda: in_netns(pid, "iptables", "-w", "-S", "TAPESHARED")  # noqa: E731
+    assert "ACCEPT" not in rules()  # the portal has no address yet: nothing is open
     last = d.settle()
-    subprocess.run(["nsenter", "-t", str(d.proc.pid), "-n", "ip", "addr", "add",
-                    "192.0.2.1/32", "dev", "lo"], check=True)
+    in_netns(pid, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
     d.wait_pass(last)
     assert re.search(r"DEBUG: pass \d+ \(addrs\)", d.text())
+    wait_for(lambda: "-s 192.0.2.10/32 -d 192.0.2.1/32" in rules(), what="rule to portal")
+    in_netns(pid, "ip", "addr", "del", "192.0.2.1/32", "dev", "lo")
+    wait_for(lambda: "ACCEPT" not in rules(), what="rule gone with the address")
 
 
 UDEV_OVERFLOW = r"""
