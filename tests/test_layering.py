@@ -8,7 +8,7 @@ import sys
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "tapeshared")
 PURE = ("errors", "model", "identity", "config", "desired", "ietconf", "ietaccess",
-        "ietproc", "plan", "fwrules", "lioplan", "tgtplan")
+        "ietproc", "plan", "fwrules", "lioplan", "tgtplan", "inifile", "configexport")
 # Importing these must not pull a third-party library in at import time either.
 LAZY = ("cli", "compose", "discovery", "addrwatch", "iet", "lio", "tgt", "reconcile",
         "retry", "daemon", "udevwatch", "sdnotify", "logsetup", "state", "status")
