@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tapeshared import lioplan
 from tapeshared.errors import TransientError, VerifyError
-from tapeshared.model import DesiredState, GlobalConfig, Hctl
+from tapeshared.model import DesiredState, GlobalConfig, Hctl, Session
 from tapeshared.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -156,15 +156,40 @@ class LioBackend:
                     lioplan.describe(op) for op in left[:5]))
         return actions
 
-    def sessions(self) -> Dict[str, List[Tuple[str, List[str]]]]:
-        """Per managed target: (initiator IQN, addresses) of logged-in sessions."""
-        found: Dict[str, List[Tuple[str, List[str]]]] = {}
+    def sessions(self) -> Dict[str, List[Session]]:
+        """Per target: the initiators logged in (from each ACL's info)."""
+        found: Dict[str, List[Session]] = {}
         for iqn in _dirs(self._p("iscsi")):
             base = self._p("iscsi/%s/tpgt_1/acls" % iqn)
             for acl in _dirs(base):
                 info = _read(os.path.join(base, acl, "info"))
                 if info and "No active iSCSI Session" not in info:
-                    found.setdefault(iqn, []).append((acl, _ADDRESS.findall(info)))
+                    found.setdefault(iqn, []).append(
+                        Session(acl, tuple(_ADDRESS.findall(info))))
+        return found
+
+    def live(self) -> Dict[str, lioplan.Target]:
+        """Every target in configfs, as observed (for status)."""
+        return {iqn: self._target(iqn) for iqn in _dirs(self._p("iscsi"))
+                if os.path.isdir(self._p("iscsi/%s/tpgt_1" % iqn))}
+
+    def problems(self, desired: DesiredState, live: Dict[str, lioplan.Target]) -> List[str]:
+        """How configfs differs from what must be live now (for status)."""
+        found = []
+        for target in desired.targets:
+            have = live.get(target.iqn)
+            if have is None or not have.enabled:
+                found.append("target %s is not enabled" % target.iqn)
+                continue
+            for lun in target.live_luns:
+                assert lun.hctl is not None
+                store = lioplan.backstore_name(lun, lun.hctl)
+                for iqn in target.initiator_iqns:
+                    acl = have.acls.get(iqn)
+                    mapped = acl.mapped.get(lun.lun) if acl else None
+                    if mapped is None or have.luns.get(mapped) != store:
+                        found.append("LUN %d of %s is not mapped to %s for %s" % (
+                            lun.lun, target.iqn, lun.hctl, iqn))
         return found
 
     def unexport(self) -> Plan:

@@ -204,3 +204,11 @@ class DesiredState:
     targets: Tuple[TargetState, ...]
     problems: Tuple[str, ...] = ()
     portals: Tuple[str, ...] = ()  # addresses the portal has now (empty: all)
+
+
+@dataclass(frozen=True)
+class Session:
+    """An initiator logged in to a target, with its connection addresses."""
+
+    initiator: str
+    addresses: Tuple[str, ...] = ()

@@ -163,3 +163,30 @@ def test_deconfigured_target_is_torn_down_in_order():
 def test_passwords_are_masked_in_descriptions():
     assert lioplan.describe(("write", TPG + "/acls/i/auth/password", "s3cret")
                             ) == "write %s/acls/i/auth/password = ********" % TPG
+
+
+def test_sessions_and_problems_from_a_configfs_shaped_tree(tmp_path):
+    import os
+
+    from tapeshared.lio import LioBackend
+    acl = tmp_path / "iscsi" / IQN / "tpgt_1" / "acls" / INIT
+    os.makedirs(str(acl / "lun_0"))
+    os.makedirs(str(tmp_path / "iscsi" / IQN / "tpgt_1" / "lun" / "lun_1"))
+    (tmp_path / "iscsi" / IQN / "tpgt_1" / "enable").write_text("1\n")
+    (acl / "info").write_text(
+        "InitiatorName: %s\nLIO Session ID: 1   ISID: 0x00023d000001\n"
+        "CID: 0  Connection State: TARG_CONN_STATE_LOGGED_IN\n"
+        "   Address 192.0.2.5 TCP  StatSN: 0x1\n" % INIT)
+    backend = LioBackend(GlobalConfig(lio_root=str(tmp_path)))
+    sessions = backend.sessions()[IQN]
+    assert [(s.initiator, s.addresses) for s in sessions] == [(INIT, ("192.0.2.5",))]
+    desired = desired_state(config(), [tape("1:0:6:0")])
+    wrong = backend.problems(desired, backend.live())
+    assert wrong == ["LUN 0 of %s is not mapped to 1:0:6:0 for %s" % (IQN, INIT)]
+    name = lioplan.backstore_name(desired.targets[0].luns[0], Hctl(1, 0, 6, 0))
+    os.makedirs(str(tmp_path / "core" / "pscsi_1000" / name))
+    os.symlink(str(tmp_path / "core" / "pscsi_1000" / name),
+               str(tmp_path / "iscsi" / IQN / "tpgt_1" / "lun" / "lun_1" / name))
+    os.symlink(str(tmp_path / "iscsi" / IQN / "tpgt_1" / "lun" / "lun_1"),
+               str(acl / "lun_0" / "lun"))
+    assert backend.problems(desired, backend.live()) == []
