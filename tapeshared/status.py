@@ -52,18 +52,17 @@ def _target_view(cfg: Any) -> Tuple[List[Dict[str, Any]], List[str]]:
     from tapeshared import compose
     problems: List[str] = []
     reconciler = compose.reconciler(cfg)
-    backend: Any = reconciler.backend
+    backend = reconciler.backend
     try:
         devices, desired = reconciler.observe()
     except (TapesharedError, OSError, ImportError) as exc:
         problems.append("cannot scan devices: %s" % exc)
         devices, desired = [], DesiredState(targets=())
-    live = backend.live() if hasattr(backend, "live") else None
-    sessions = backend.sessions() if hasattr(backend, "sessions") else {}
+    live = backend.live()
+    sessions = backend.sessions()
     exports = exports_list(desired)
     for export, target in zip(exports, desired.targets):
-        wrong = backend.problems(DesiredState(targets=(target,)), live) \
-            if hasattr(backend, "problems") else []
+        wrong = backend.problems(DesiredState(targets=(target,)), live)
         export["exported"] = live is not None and target.iqn in live
         export["verified"] = export["exported"] and not wrong
         export["problems"] = wrong
