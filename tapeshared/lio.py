@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 _LUN_DIR = re.compile(r"\Alun_([0-9]+)\Z")
 _ADDRESS = re.compile(r"^\s*Address (\S+) ", re.MULTILINE)
 _AUTH_KEYS = ("userid", "password", "userid_mutual", "password_mutual")
+_ALIAS = re.compile(r"\Atapeshared sysfs-ino=([0-9]+)\Z")
 _ATTRIBS = ("generate_node_acls", "demo_mode_write_protect", "cache_dynamic_acls",
             "authentication")
 
@@ -60,6 +61,7 @@ class LioBackend:
                  sleep: Callable[[float], Any] = time.sleep) -> None:
         self.settings = settings
         self.root = settings.lio_root
+        self.sysfs_devices = "/sys/bus/scsi/devices"
         self.sleep = sleep
 
     def _p(self, rel: str) -> str:
@@ -96,7 +98,9 @@ class LioBackend:
             state.hbas.add(hba)
             for name in _dirs(self._p("core/" + hba)):
                 if name.startswith(lioplan.PREFIX):
-                    state.backstores[name] = lioplan.Backstore(hba, name)
+                    enabled = _read(self._p("core/%s/%s/enable" % (hba, name))) == "1"
+                    state.backstores[name] = lioplan.Backstore(
+                        hba, name, enabled=enabled and not self._stale(hba, name))
         for iqn in _dirs(self._p("iscsi")):
             if iqn in managed:
                 state.targets[iqn] = self._target(iqn)
@@ -106,6 +110,28 @@ class LioBackend:
                     ).startswith(lioplan.PREFIX) for lun in luns):
                 state.targets[iqn] = self._target(iqn)  # ours, no longer configured
         return state
+
+    def _sysfs_id(self, hctl: Hctl) -> Optional[str]:
+        """Which kernel object holds the address now: its sysfs directory's inode
+        (kernfs numbers each new node afresh), None when the address is empty."""
+        try:
+            return str(os.stat(os.path.join(self.sysfs_devices, str(hctl))).st_ino)
+        except OSError:
+            return None
+
+    def _stale(self, hba: str, name: str) -> bool:
+        """Bound to a device that is gone while a newer one holds its address.
+
+        pscsi keeps the scsi_device it bound at enable time; a tape deleted and
+        rescanned at the same H:C:T:L is a new object, so the backstore's name
+        still matches but every command fails (Logical unit communication failure).
+        """
+        found = _ALIAS.search(_read(self._p("core/%s/%s/alias" % (hba, name))))
+        hctl = lioplan.hctl_of(name)
+        if found is None or hctl is None:
+            return False
+        now = self._sysfs_id(hctl)
+        return now is not None and now != found.group(1)
 
     def previous(self) -> Dict[Tuple[str, int], Hctl]:
         return lioplan.previous(self.observe())
@@ -120,6 +146,13 @@ class LioBackend:
 
     def _do(self, op: Tuple[str, ...]) -> None:
         kind = op[0]
+        if kind == "write" and op[1].startswith("core/") and op[1].endswith("/enable"):
+            # remember which device object enable binds (see _stale)
+            hctl = lioplan.hctl_of(op[1].rsplit("/", 2)[-2])
+            sysfs_id = self._sysfs_id(hctl) if hctl is not None else None
+            if sysfs_id is not None:
+                with open(self._p(op[1][:-len("enable")] + "alias"), "w") as handle:
+                    handle.write("tapeshared sysfs-ino=%s" % sysfs_id)
         if kind == "mkdir":
             os.mkdir(self._p(op[1]))
         elif kind == "rmdir":
@@ -176,6 +209,7 @@ class LioBackend:
     def problems(self, desired: DesiredState, live: Dict[str, lioplan.Target]) -> List[str]:
         """How configfs differs from what must be live now (for status)."""
         found = []
+        stores = self.observe().backstores
         for target in desired.targets:
             have = live.get(target.iqn)
             if have is None or not have.enabled:
@@ -184,6 +218,9 @@ class LioBackend:
             for lun in target.live_luns:
                 assert lun.hctl is not None
                 store = lioplan.backstore_name(lun, lun.hctl)
+                if store in stores and not stores[store].enabled:
+                    found.append("LUN %d of %s: backstore %s is not bound to the device "
+                                 "now at %s" % (lun.lun, target.iqn, store, lun.hctl))
                 for iqn in target.initiator_iqns:
                     acl = have.acls.get(iqn)
                     mapped = acl.mapped.get(lun.lun) if acl else None

@@ -23,7 +23,8 @@ Op = Tuple[str, ...]  # ("mkdir", path) ("rmdir", path) ("write", path, value)
 
 @dataclass(frozen=True)
 class Backstore:
-    """A pscsi storage object of ours."""
+    """A pscsi storage object of ours; `enabled` False: not bound, or bound to a
+    device that is gone while its address holds a newer one (must be replaced)."""
 
     hba: str
     name: str
@@ -243,7 +244,35 @@ class _Planner:
             self.ops.append(("rmdir", "%s/np/%s" % (tpg, portal)))
         self.ops += [("rmdir", tpg), ("rmdir", "iscsi/" + iqn)]
 
+    def drop_unusable(self) -> None:
+        """Remove backstores that cannot serve first, with their LUNs and mappings.
+
+        pscsi finds a device by address on the host's list, where a deleted
+        device pinned by our old backstore still comes first: the new backstore
+        cannot bind until the old one is gone. The initiator meanwhile reaches
+        LIO's LUN 0 placeholder for a few milliseconds; the device was gone anyway.
+        """
+        dead = set(n for n, store in self.state.backstores.items() if not store.enabled)
+        for iqn, have in sorted(self.state.targets.items()):
+            tpg = "iscsi/%s/tpgt_1" % iqn
+            for number, name in sorted(have.luns.items()):
+                if name not in dead:
+                    continue
+                for acl_iqn, acl in sorted(have.acls.items()):
+                    for mapped, tpg_lun in sorted(acl.mapped.items()):
+                        if tpg_lun == number:
+                            self.ops.append(("unlink", "%s/acls/%s/lun_%d/lun" % (
+                                tpg, acl_iqn, mapped)))
+                            acl.mapped[mapped] = None
+                self._drop_tpg_lun(tpg, number, name)
+                del have.luns[number]
+        for name in sorted(dead):
+            store = self.state.backstores.pop(name)
+            self.ops += [("rmdir", store.path), ("rmdir", "core/" + store.hba)]
+            self.hbas.discard(store.hba)
+
     def run(self) -> List[Op]:
+        self.drop_unusable()
         wanted = self.backstores()
         for target in self.desired.targets:
             self.target(target, wanted)

@@ -9,8 +9,8 @@ echo "== lint"
 .venv/bin/ruff check tapeshared tests
 .venv/bin/mypy tapeshared
 shopt -s nullglob
-shellcheck tests/*.sh tests/e2e/*.sh tests/e2e/scenarios/*.sh .ci/run packaging/*.sh
-shellcheck -s sh init.d/* packaging/debian/tapeshared.p*
+shellcheck -S warning tests/*.sh tests/e2e/*.sh tests/e2e/scenarios/*.sh .ci/run packaging/*.sh
+shellcheck -S warning -s sh init.d/* packaging/debian/tapeshared.p*
 shopt -u nullglob
 # systemd-analyze wants ExecStart to exist: check a copy pointed at the venv's entry point
 unitdir=$(mktemp -d)

@@ -185,8 +185,56 @@ def test_sessions_and_problems_from_a_configfs_shaped_tree(tmp_path):
     assert wrong == ["LUN 0 of %s is not mapped to 1:0:6:0 for %s" % (IQN, INIT)]
     name = lioplan.backstore_name(desired.targets[0].luns[0], Hctl(1, 0, 6, 0))
     os.makedirs(str(tmp_path / "core" / "pscsi_1000" / name))
+    (tmp_path / "core" / "pscsi_1000" / name / "enable").write_text("1\n")
     os.symlink(str(tmp_path / "core" / "pscsi_1000" / name),
                str(tmp_path / "iscsi" / IQN / "tpgt_1" / "lun" / "lun_1" / name))
     os.symlink(str(tmp_path / "iscsi" / IQN / "tpgt_1" / "lun" / "lun_1"),
                str(acl / "lun_0" / "lun"))
     assert backend.problems(desired, backend.live()) == []
+
+
+def _stale(state):
+    """Mark every backstore as bound to a device object that is gone."""
+    for name, store in list(state.backstores.items()):
+        state.backstores[name] = lioplan.Backstore(store.hba, store.name, enabled=False)
+    return state
+
+
+def test_device_back_at_the_same_address_replaces_the_dead_backstore_first():
+    state = simulate(lioplan.LioState(), plan(lioplan.LioState(), [tape("1:0:6:0")]))
+    (old,) = state.backstores
+    ops = plan(_stale(state), [tape("1:0:6:0")])
+    keys = [(op[0], op[2] if op[0] == "symlink" else op[1]) for op in ops]
+    acl_link = "%s/acls/%s/lun_0/lun" % (TPG, INIT)
+    # the dead backstore pins the deleted device, which pscsi would find first
+    assert keys.index(("unlink", acl_link)) < keys.index(("rmdir", TPG + "/lun/lun_0")) \
+        < keys.index(("rmdir", "core/pscsi_1000/" + old)) \
+        < keys.index(("mkdir", "core/pscsi_1000/" + old)) \
+        < keys.index(("write", "core/pscsi_1000/%s/enable" % old)) \
+        < keys.index(("symlink", TPG + "/lun/lun_0/" + old)) < keys.index(("symlink", acl_link))
+    assert keys.count(("unlink", acl_link)) == 1
+    simulate(state, ops)
+    assert list(state.backstores) == [old]
+    assert state.targets[IQN].acls[INIT].mapped == {0: 0}
+    assert plan(state, [tape("1:0:6:0")]) == []
+
+
+def test_adapter_marks_a_backstore_stale_when_its_address_holds_a_new_device(tmp_path):
+    import os
+
+    from tapeshared.lio import LioBackend
+    store = tmp_path / "core" / "pscsi_1000" / "tapeshared-HU1-abc-h1c0t6l0"
+    os.makedirs(str(store))
+    sysfs = tmp_path / "sys"
+    os.makedirs(str(sysfs / "1:0:6:0"))
+    backend = LioBackend(GlobalConfig(lio_root=str(tmp_path)))
+    backend.sysfs_devices = str(sysfs)
+    backend._do(("write", "core/pscsi_1000/tapeshared-HU1-abc-h1c0t6l0/enable", "1"))
+    assert (store / "enable").read_text() == "1"
+    assert (store / "alias").read_text().startswith("tapeshared sysfs-ino=")
+    assert backend.observe().backstores["tapeshared-HU1-abc-h1c0t6l0"].enabled
+    os.rmdir(str(sysfs / "1:0:6:0"))  # gone: kept as it is (absent = keep)
+    assert backend.observe().backstores["tapeshared-HU1-abc-h1c0t6l0"].enabled
+    os.makedirs(str(sysfs / "spacer"))  # a new inode for the returning device
+    os.makedirs(str(sysfs / "1:0:6:0"))
+    assert not backend.observe().backstores["tapeshared-HU1-abc-h1c0t6l0"].enabled

@@ -1,0 +1,405 @@
+# shellcheck shell=bash
+# Helpers for the LIO scenarios (scenarios/lio-*.sh), on top of lib.sh:
+#   . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/../lio-lib.sh"
+# Every wait is bounded; the initiator logs in over loopback only.
+
+GUEST_IQN=iqn.1994-05.com.example:tapeshared-e2e
+TS_CONF=/etc/tapeshared/tapeshared.conf
+TS_LOG=${TAPESHARED_RESULTS:-/tmp}/${TS_SCENARIO:-lio}-daemon.log
+LIO=/sys/kernel/config/target
+SDEBUG=/sys/bus/pseudo/drivers/scsi_debug
+DAEMON_PID=""
+
+ts() { PYTHONPATH=/mnt/src python3 -m tapeshared "$@"; }
+
+now_ns() { date +%s%N; }
+ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
+
+# lio_modules: the target core, pscsi, the iSCSI fabric and configfs.
+lio_modules() {
+    modprobe -a target_core_mod target_core_pscsi iscsi_target_mod
+    mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
+    mkdir -p "$LIO/iscsi"
+}
+
+# add_tape: one scsi_debug tape whose serial/WWN survive renumbering.
+add_tape() {
+    scsi_debug_unload || { echo "scsi_debug is loaded and cannot be removed"; return 1; }
+    modprobe scsi_debug ptype=1 vpd_use_hostno=0
+    udevadm settle --timeout=30
+}
+
+# proc_name_of H:C:T:L: the SCSI host driver of a device (scsi_debug, iscsi_tcp).
+proc_name_of() {
+    cat "/sys/class/scsi_host/host${1%%:*}/proc_name" 2>/dev/null
+}
+
+# devices_of DRIVER [TYPE]: H:C:T:L of the devices on that driver's hosts.
+devices_of() {
+    local d h
+    for d in /sys/bus/scsi/devices/*:*:*:*; do
+        [ -e "$d/type" ] || continue
+        h=${d##*/}
+        [ "$(proc_name_of "$h")" = "$1" ] || continue
+        [ -z "${2:-}" ] || [ "$(cat "$d/type")" = "$2" ] || continue
+        echo "$h"
+    done
+}
+local_tape() { devices_of scsi_debug 1 | sed -n 1p; }
+remote_tape() { devices_of iscsi_tcp 1 | sed -n 1p; }
+have_local_tape() { [ -n "$(local_tape)" ]; }
+have_remote_tape() { [ -n "$(remote_tape)" ]; }
+
+# node_of H:C:T:L CLASS: the device node in that class (scsi_tape: nstN first).
+node_of() {
+    local n
+    case $2 in
+        scsi_tape) n=$(cd "/sys/bus/scsi/devices/$1/scsi_tape" 2>/dev/null && compgen -G 'nst[0-9]*' | grep -v '[alm]$' | sed -n 1p) ;;
+        *) n=$(ls "/sys/bus/scsi/devices/$1/$2" 2>/dev/null | head -n1) ;;
+    esac
+    [ -n "$n" ] && echo "/dev/$n"
+}
+
+# serial_of H:C:T:L: the identity tapeshared scan gives it ("serial" value).
+serial_of() {
+    ts scan --json | python3 -c '
+import json, sys
+for d in json.load(sys.stdin)["devices"]:
+    if d["hctl"] == sys.argv[1]:
+        print(d["serial"] or ""); break' "$1"
+}
+
+# write_config FILE-CONTENT: /etc/tapeshared/tapeshared.conf (state in /run).
+write_config() {
+    mkdir -p /etc/tapeshared
+    printf '%s\n' "$1" > "$TS_CONF"
+}
+
+# start_daemon: tapeshared run in the background, logging to $TS_LOG.
+start_daemon() {
+    echo "--- start $(date +%T.%N)" >> "$TS_LOG"
+    PYTHONPATH=/mnt/src python3 -m tapeshared -c "$TS_CONF" "${TS_VERBOSE:--v}" run --log-target stderr \
+        >> "$TS_LOG" 2>&1 &
+    DAEMON_PID=$!
+}
+
+stop_daemon() {
+    [ -n "$DAEMON_PID" ] || return 0
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$DAEMON_PID" 2>/dev/null; then
+        kill -KILL "$DAEMON_PID"
+        DAEMON_PID=""
+        return 1
+    fi
+    wait "$DAEMON_PID" 2>/dev/null || true
+    DAEMON_PID=""
+}
+
+# shellcheck disable=SC2120  # scenarios pass a line count
+daemon_log_tail() { tail -n "${1:-30}" "$TS_LOG" 2>/dev/null | indent; }
+
+# backstore_for H:C:T:L: our enabled pscsi backstore bound to that address.
+backstore_for() {
+    local h c t l b
+    IFS=: read -r h c t l <<< "$1"
+    for b in "$LIO"/core/pscsi_*/tapeshared-*-h"${h}"c"${c}"t"${t}"l"${l}"; do
+        [ -d "$b" ] && [ "$(cat "$b/enable" 2>/dev/null)" = 1 ] && { echo "$b"; return 0; }
+    done
+    return 1
+}
+
+# mapped_to IQN MAPPED-LUN: the backstore name behind the guest ACL's mapped LUN.
+mapped_to() {
+    local tpg=$LIO/iscsi/$1/tpgt_1 link lun
+    link=$(readlink "$tpg/acls/$GUEST_IQN/lun_$2/lun" 2>/dev/null) || return 1
+    lun=$(basename "$link")
+    link=$(find "$tpg/lun/$lun" -maxdepth 1 -type l | head -n1)
+    [ -n "$link" ] && basename "$link"
+}
+
+# exported IQN H:C:T:L [MAPPED-LUN]: the target is enabled and the guest's
+# mapped LUN reaches the backstore bound to that address.
+exported() {
+    local store
+    [ "$(cat "$LIO/iscsi/$1/tpgt_1/enable" 2>/dev/null)" = 1 ] || return 1
+    store=$(backstore_for "$2") || return 1
+    [ "$(mapped_to "$1" "${3:-0}")" = "${store##*/}" ]
+}
+
+# configfs_snapshot: every object under our targets and backstores (for diffs).
+configfs_snapshot() {
+    find "$LIO/core" "$LIO/iscsi" -maxdepth 7 \( -type d -o -type l \) \
+        \( -path '*tapeshared*' -o -path '*/acls/*' -o -path '*/lun/*' -o -path '*/np/*' \) \
+        -printf '%p %l\n' 2>/dev/null | grep -v -e '/statistics' -e '/alua' -e '/pr$' \
+        -e '/wwn$' -e '/attrib$' -e '/auth$' -e '/param$' -e '/fabric_statistics' | sort
+}
+
+# login IQN [PORTAL]: discovery and login over loopback; waits for the remote tape.
+login() {
+    local portal=${2:-127.0.0.1}
+    iscsiadm -m discovery -t sendtargets -p "$portal" >/dev/null
+    iscsiadm -m node -T "$1" -p "$portal" --login >/dev/null
+}
+logout_all() { iscsiadm -m node --logoutall=all >/dev/null 2>&1 || true; }
+
+# inquiry NODE: "VENDOR|PRODUCT|TYPE" from a standard INQUIRY (sg_inq).
+inquiry() {
+    sg_inq "$1" 2>/dev/null | python3 -c '
+import re, sys
+text = sys.stdin.read()
+def field(name):
+    found = re.search(r"^\s*" + name + r":\s*(.*?)\s*$", text, re.M)
+    return found.group(1) if found else "?"
+pdt = re.search(r"Peripheral device type:\s*(.*?)\s*$", text, re.M)
+print("%s|%s|%s" % (field("Vendor identification"), field("Product identification"),
+                    pdt.group(1) if pdt else "?"))'
+}
+
+# tape_io NODE FILES...: write tagged blocks (first 4 bytes = file, block) with a
+# filemark after each file, rewind, read back and compare; prints a summary.
+tape_io() {
+    local dev=$1
+    shift
+    mt -f "$dev" rewind
+    mt -f "$dev" setblk 0
+    python3 - "$dev" "$@" <<'PYEOF'
+import os, struct, subprocess, sys
+
+dev, files, size = sys.argv[1], [int(n) for n in sys.argv[2:]], 65536
+
+def block(f, b):
+    return struct.pack(">HH", f, b) + bytes(size - 4)
+
+for f, count in enumerate(files):  # closing after writes adds a filemark
+    fd = os.open(dev, os.O_WRONLY)
+    for b in range(count):
+        assert os.write(fd, block(f, b)) == size, "short write"
+    os.close(fd)
+subprocess.run(["mt", "-f", dev, "rewind"], check=True)
+fd = os.open(dev, os.O_RDONLY)
+for f, count in enumerate(files):
+    for b in range(count):
+        data = os.read(fd, 1 << 20)
+        assert data == block(f, b), "file %d block %d: got %d bytes %r" % (
+            f, b, len(data), data[:4])
+    assert os.read(fd, 1 << 20) == b"", "no filemark after file %d" % f
+os.close(fd)
+subprocess.run(["mt", "-f", dev, "rewind"], check=True)
+print("%d files, %d blocks of %d bytes written and read back" % (len(files), sum(files), size))
+PYEOF
+}
+
+# lio_py: helpers in Python, from this process (a shell loop of sg_turs costs
+# 30-90 ms per process under TCG, more than what is measured):
+#   tur SG                    exit 0 if TEST UNIT READY is GOOD (SG_IO, no retries)
+#   return-outage OLD SG      add a scsi_debug host, wait for a new local tape
+#                             (not in OLD, comma-separated H:C:T:L), then TUR
+#                             SG until GOOD; prints "NEW RETURN_S OUTAGE_S SENSE"
+lio_py() {
+    python3 - "$@" <<'PYEOF'
+import ctypes, fcntl, os, struct, sys, time
+
+SG_IO = 0x2285
+DEVICES = "/sys/bus/scsi/devices"
+
+def tur(node):
+    """(ok, sense key/asc/ascq text) of one TEST UNIT READY, 2 s timeout."""
+    cdb = ctypes.create_string_buffer(bytes(6), 6)
+    sense = ctypes.create_string_buffer(32)
+    hdr = struct.pack("iiBBHIPPPIIiPBBBBHHiII4x", ord("S"), -1, 6, 32, 0, 0, 0,
+                      ctypes.addressof(cdb), ctypes.addressof(sense), 2000, 0, 0, 0,
+                      0, 0, 0, 0, 0, 0, 0, 0, 0)
+    buf = bytearray(hdr)
+    fd = os.open(node, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        fcntl.ioctl(fd, SG_IO, buf)
+    finally:
+        os.close(fd)
+    fields = struct.unpack("iiBBHIPPPIIiPBBBBHHiII4x", bytes(buf))
+    status, sb_len, host, driver = fields[13], fields[16], fields[17], fields[18]
+    if status == 0 and host == 0 and (driver & 0xf) == 0:
+        return True, "GOOD"
+    raw = sense.raw[:sb_len]
+    if raw[:1] and raw[0] & 0x7f in (0x72, 0x73) and len(raw) >= 4:
+        return False, "status 0x%x sense %x/%02x/%02x" % (status, raw[1] & 0xf, raw[2], raw[3])
+    if len(raw) >= 14:
+        return False, "status 0x%x sense %x/%02x/%02x" % (status, raw[2] & 0xf, raw[12], raw[13])
+    return False, "status 0x%x host 0x%x driver 0x%x" % (status, host, driver)
+
+def local_tapes():
+    found = set()
+    for name in os.listdir(DEVICES):
+        try:
+            with open("%s/%s/type" % (DEVICES, name)) as f:
+                kind = f.read().strip()
+            with open("/sys/class/scsi_host/host%s/proc_name" % name.split(":")[0]) as f:
+                driver = f.read().strip()
+        except OSError:
+            continue
+        if kind == "1" and driver == "scsi_debug":
+            found.add(name)
+    return found
+
+def return_outage(old, node):
+    old = set(filter(None, old.split(",")))
+    with open("/sys/bus/pseudo/drivers/scsi_debug/add_host", "w") as f:
+        f.write("1")
+    begin = time.monotonic()
+    while True:
+        new = local_tapes() - old
+        if new:
+            back = time.monotonic()
+            break
+        if time.monotonic() - begin > 30:
+            sys.exit("no new tape within 30 s")
+        time.sleep(0.001)
+    seen = ""
+    while True:
+        ok, text = tur(node)
+        if ok:
+            done = time.monotonic()
+            break
+        seen = seen or text
+        if time.monotonic() - back > 60:
+            sys.exit("initiator TUR not GOOD within 60 s (%s)" % text)
+        time.sleep(0.002)
+    print("%s %.3f %.3f %s" % (sorted(new)[0], back - begin, done - back,
+                               (seen or "none").replace(" ", "_")))
+
+if sys.argv[1] == "tur":
+    ok, text = tur(sys.argv[2])
+    print(text)
+    sys.exit(0 if ok else 1)
+elif sys.argv[1] == "return-outage":
+    return_outage(sys.argv[2], sys.argv[3])
+PYEOF
+}
+
+# renumber H:C:T:L: delete the scsi_debug device and add a host (same identity).
+renumber() {
+    echo 1 > "/sys/bus/scsi/devices/$1/delete"
+    echo 1 > "$SDEBUG/add_host"
+}
+
+# lio_teardown: remove every LIO target and pscsi backstore (scenarios own the
+# guest's configfs), from the leaves up: configfs refuses a busy directory.
+lio_teardown() {
+    local t a m l
+    for t in "$LIO"/iscsi/iqn.*/tpgt_1; do
+        [ -d "$t" ] || continue
+        echo 0 > "$t/enable" 2>/dev/null || true
+        for a in "$t"/acls/*/; do
+            for m in "$a"lun_*/; do
+                [ -d "$m" ] || continue
+                find "$m" -maxdepth 1 -type l -exec rm -f {} +
+                rmdir "$m"
+            done
+            [ -d "$a" ] && rmdir "$a"
+        done
+        for l in "$t"/lun/lun_*/; do
+            [ -d "$l" ] || continue
+            find "$l" -maxdepth 1 -type l -exec rm -f {} +
+            rmdir "$l"
+        done
+        for l in "$t"/np/*/; do [ -d "$l" ] && rmdir "$l"; done
+        rmdir "$t" "${t%/tpgt_1}"
+    done
+    for l in "$LIO"/core/pscsi_*/*/; do [ -d "$l" ] && rmdir "$l"; done
+    for l in "$LIO"/core/pscsi_*/; do [ -d "$l" ] && rmdir "$l"; done
+    ! compgen -G "$LIO/iscsi/iqn.*" >/dev/null && ! compgen -G "$LIO/core/pscsi_*" >/dev/null
+}
+
+# scsi_debug_unload: remove the module (and its devices); bounded retries.
+scsi_debug_unload() {
+    local d
+    lsmod | grep -q '^scsi_debug ' || return 0
+    # Drivers that hold their device (ch does) pin the module: delete the
+    # devices first.
+    for d in $(devices_of scsi_debug); do
+        echo 1 > "/sys/bus/scsi/devices/$d/delete" 2>/dev/null || true
+    done
+    for _ in $(seq 20); do
+        lsmod | grep -q '^scsi_debug ' || return 0
+        udevadm settle --timeout=10 || true
+        rmmod scsi_debug 2>/dev/null && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+# lio_cleanup: leave the guest as the next scenario in the same boot expects it:
+# no daemon, no session or node record, no LIO objects, no scsi_debug, no config.
+lio_cleanup() {
+    stop_daemon || note "cleanup: daemon did not stop on SIGTERM (killed)"
+    logout_all
+    iscsiadm -m node -o delete >/dev/null 2>&1 || true
+    lio_teardown 2>/dev/null || note "cleanup: LIO objects left: $(ls -d "$LIO"/iscsi/iqn.* "$LIO"/core/pscsi_* 2>/dev/null | tr '\n' ' ')"
+    scsi_debug_unload || note "cleanup: scsi_debug still loaded: $(lsmod | grep '^scsi_debug')"
+    rm -rf /etc/tapeshared /run/tapeshared
+}
+
+# single_config IQN SERIAL [GLOBAL-LINES]: a config exporting one tape over loopback.
+single_config() {
+    write_config "[global]
+backend = lio
+portal = 127.0.0.1
+${3:-}
+
+[export ${1##*:}]
+iqn = $1
+serial = $2
+initiators = 127.0.0.0/8
+initiator_iqns = $GUEST_IQN"
+}
+
+# export_and_login IQN: a tape, its export by a running daemon, a loopback login.
+# Sets HCTL SERIAL (local) and RHCTL RNST RSG (the initiator's view).
+export_and_login() {
+    check "scsi_debug tape" add_tape
+    check "LIO modules and configfs" lio_modules
+    HCTL=$(local_tape)
+    [ -n "$HCTL" ] || fail "no local scsi_debug tape"
+    SERIAL=$(serial_of "$HCTL")
+    [ -n "$SERIAL" ] || fail "tapeshared scan --json gives no serial for $HCTL"
+    pass "local tape $HCTL, serial $SERIAL"
+    single_config "$1" "$SERIAL"
+    start_daemon
+    wait_for 30 exported "$1" "$HCTL" || { daemon_log_tail; fail "export of $HCTL"; }
+    pass "daemon exported $HCTL as $1"
+    check "iscsiadm discovery + login over loopback" login "$1"
+    wait_remote
+}
+
+# wait_remote: the tape on the iscsi_tcp host with its nst and sg nodes.
+wait_remote() {
+    wait_for 30 have_remote_tape || fail "no tape on an iscsi_tcp host after login"
+    udevadm settle --timeout=30
+    RHCTL=$(remote_tape)
+    RNST=$(node_of "$RHCTL" scsi_tape) || true
+    RSG=$(node_of "$RHCTL" scsi_generic) || true
+    [ -n "$RNST" ] && [ -n "$RSG" ] || fail "remote tape $RHCTL has no nst/sg node"
+    pass "initiator sees the tape at $RHCTL ($(proc_name_of "$RHCTL")): $RNST $RSG"
+}
+
+# inquiry_is_tape NODE: INQUIRY through the export names the scsi_debug tape.
+inquiry_is_tape() {
+    local inq
+    inq=$(inquiry "$1")
+    case $inq in
+        "Linux|scsi_debug|tape"*) pass "INQUIRY via $1: $inq" ;;
+        *) fail "INQUIRY via $1 is not the scsi_debug tape (ACL mapping lost?): $inq" ;;
+    esac
+}
+
+# no_daemon_errors: no traceback or ERROR line in the daemon log.
+no_daemon_errors() {
+    if grep -q -e Traceback -e ' ERROR' "$TS_LOG"; then
+        grep -e Traceback -e ' ERROR' -A3 "$TS_LOG" | head -n 30 | indent
+        fail "daemon log has errors"
+    fi
+    pass "daemon log: no errors"
+}

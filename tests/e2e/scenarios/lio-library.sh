@@ -1,0 +1,96 @@
+#!/bin/bash
+# A library as one target: a changer at LUN 0 and two drives at LUNs 1 and 2,
+# each found by its own serial; the initiator sees types 8, 1, 1.
+#
+# scsi_debug identities (sid kernel 7.2, measured): the VPD serial and NAA are
+# derived from the target id and LUN (2000 + 1000 * target + lun) and, with
+# vpd_use_hostno=0, not from the host: every host added with add_host repeats
+# "2000". Distinct identities therefore come from num_tgts (targets 0..2 ->
+# serials 2000, 3000, 4000). `ptype` in sysfs applies to devices created after
+# the write; existing devices keep their type (INQUIRY included).
+set -eu
+# shellcheck disable=SC1091
+. "$(dirname "$0")/../lib.sh"
+export TS_SCENARIO=lio-library
+# shellcheck disable=SC1091
+. "$(dirname "$0")/../lio-lib.sh"
+trap lio_cleanup EXIT
+IQN=iqn.2007-04.com.example:lio-library
+
+# Three drives on targets 0..2 of one host; the drive on target 0 makes way
+# for a changer on a second host (target 0 again: serial 2000).
+scsi_debug_unload || fail "scsi_debug is loaded and cannot be removed"
+check "scsi_debug: three tapes (num_tgts=3)" modprobe scsi_debug ptype=1 vpd_use_hostno=0 num_tgts=3
+udevadm settle --timeout=30
+first=$(devices_of scsi_debug 1 | sort -t: -k3n | sed -n 1p)
+echo 1 > "/sys/bus/scsi/devices/$first/delete"
+echo 8 > "$SDEBUG/ptype"
+echo 1 > "$SDEBUG/num_tgts"
+echo 1 > "$SDEBUG/add_host"
+udevadm settle --timeout=30
+check "LIO modules and configfs" lio_modules
+
+changer=$(devices_of scsi_debug 8 | sed -n 1p)
+mapfile -t drives < <(devices_of scsi_debug 1 | sort -t: -k3n)
+[ -n "$changer" ] && [ "${#drives[@]}" = 2 ] || { lsscsi -g | indent; fail "one changer and two drives"; }
+lsscsi -g | indent
+c_serial=$(serial_of "$changer"); d1_serial=$(serial_of "${drives[0]}"); d2_serial=$(serial_of "${drives[1]}")
+for d in "$changer" "${drives[@]}"; do
+    note "$d type $(cat "/sys/bus/scsi/devices/$d/type") wwid $(cat "/sys/bus/scsi/devices/$d/wwid")"
+done
+[ "$(printf '%s\n' "$c_serial" "$d1_serial" "$d2_serial" | sort -u | wc -l)" = 3 ] \
+    || fail "serials collide: $c_serial $d1_serial $d2_serial"
+pass "distinct serials: changer $c_serial, drives $d1_serial $d2_serial"
+
+write_config "[global]
+backend = lio
+portal = 127.0.0.1
+
+[export lio-library]
+iqn = $IQN
+lun0 = serial:$c_serial
+lun1 = serial:$d1_serial
+lun2 = serial:$d2_serial
+initiators = 127.0.0.0/8
+initiator_iqns = $GUEST_IQN"
+check "tapeshared check-config" ts -c "$TS_CONF" check-config
+start_daemon
+for pair in "0 $changer" "1 ${drives[0]}" "2 ${drives[1]}"; do
+    set -- $pair
+    wait_for 30 exported "$IQN" "$2" "$1" || { daemon_log_tail; fail "LUN $1 -> $2 in configfs"; }
+done
+pass "configfs: mapped LUNs 0, 1, 2 -> $changer, ${drives[0]}, ${drives[1]}"
+wait_for 15 ts -c "$TS_CONF" status >/dev/null || { ts -c "$TS_CONF" status | indent || true; fail "tapeshared status exit 0"; }
+pass "tapeshared status: exit 0"
+
+check "iscsiadm discovery + login over loopback" login "$IQN"
+remote_count() { [ "$(devices_of iscsi_tcp | wc -l)" -ge 3 ]; }
+wait_for 30 remote_count || { lsscsi -g | indent; fail "three LUNs on the iscsi_tcp host"; }
+udevadm settle --timeout=30
+lsscsi -g | indent
+got=""
+for d in $(devices_of iscsi_tcp | sort -t: -k4n); do
+    got="$got ${d##*:}:$(cat "/sys/bus/scsi/devices/$d/type")"
+done
+[ "$got" = " 0:8 1:1 2:1" ] || fail "initiator LUN:type is$got, not 0:8 1:1 2:1"
+pass "initiator sees LUN:type$got (changer, tape, tape)"
+
+scan=$(ts scan --json)
+for d in $(devices_of iscsi_tcp | sort -t: -k4n); do
+    sg=$(node_of "$d" scsi_generic)
+    want=$(printf '%s' "$scan" | python3 -c '
+import json, sys
+print([d for d in json.load(sys.stdin)["devices"] if d["hctl"] == sys.argv[1]][0]["serial"])' "$d")
+    case ${d##*:} in 0) expect=$c_serial ;; 1) expect=$d1_serial ;; 2) expect=$d2_serial ;; esac
+    [ "$want" = "$expect" ] || fail "LUN ${d##*:} ($sg) has serial $want, not $expect"
+    inq=$(inquiry "$sg")
+    case $inq in Linux\|scsi_debug\|*) ;; *) fail "INQUIRY via $sg: $inq" ;; esac
+    pass "LUN ${d##*:} via $sg: serial $want, INQUIRY $inq"
+done
+scan_remote=$(printf '%s' "$scan" | python3 -c '
+import json, sys
+print(sum(1 for d in json.load(sys.stdin)["devices"] if d["location"] == "remote"))')
+[ "$scan_remote" = 3 ] || fail "tapeshared scan shows $scan_remote remote devices, not 3"
+pass "tapeshared scan: the 3 LUNs seen back are remote"
+check "nothing to do while the library is seen back (plan exit 0)" ts -c "$TS_CONF" plan
+no_daemon_errors
