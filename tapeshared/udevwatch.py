@@ -1,11 +1,16 @@
 """udev event watch for the daemon loop: a pyudev monitor whose fd the loop owns."""
 
 import logging
+import re
 from typing import Any, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
 SUBSYSTEMS = ("scsi", "scsi_tape", "scsi_generic")
+# A tape brings st/nst plus six mode nodes (stNl, stNm, stNa, ...) and driver
+# bind events: only the events that can change what a pass sees restart the
+# debounce, so it does not stretch the outage of a renumbering.
+_MODE_NODE = re.compile(r"\An?st[0-9]+[lma]\Z")
 # Bounded work per drain() so an event storm cannot starve timers and signals;
 # what is left keeps the fd readable and is read on the next loop round.
 _MAX_EVENTS = 2048
@@ -69,8 +74,10 @@ class UdevWatch:
             if device is None:
                 break
             self.events += 1
-            seen = True
-            log.debug("uevent %s %s", device.action, device.sys_path)
+            wanted = relevant(device)
+            seen = seen or wanted
+            log.debug("uevent %s %s%s", device.action, device.sys_path,
+                      "" if wanted else " (ignored)")
         return seen
 
     def _reopen(self) -> None:
@@ -85,3 +92,14 @@ class UdevWatch:
 
     def close(self) -> None:
         self._monitor = None
+
+
+def relevant(device: Any) -> bool:
+    """Whether a uevent can change what discovery sees (others are only noise)."""
+    if device.action in ("bind", "unbind"):
+        return False
+    if device.subsystem == "scsi":
+        return device.device_type == "scsi_device"
+    if device.subsystem == "scsi_tape":
+        return not _MODE_NODE.match(device.sys_name or "")
+    return True
