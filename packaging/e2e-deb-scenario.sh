@@ -3,21 +3,27 @@
 # the guest, no network; python3-pyudev, -pyroute2, -tenacity, -systemd,
 # nftables and the LIO modules already there):
 #
-#   packaging/e2e-deb-scenario.sh /path/to/tapeshared_VERSION_all.deb
+#   packaging/e2e-deb-scenario.sh /path/to/tapeshared_VERSION_all.deb [SERIAL]
 #
-# install (neither enabled nor started) -> configure (LIO, no exports, nftables)
-# -> start (Type=notify: active only after READY=1) -> status -> reload (same
-# process) -> reinstall as an upgrade (restarted, config kept) -> remove
-# (stopped, config kept, firewall table still in place: never wider) -> purge
-# (/etc/tapeshared and /run/tapeshared gone). Exits non-zero at the first
-# failed check, naming it.
+# install (neither enabled nor started) -> configure (LIO, nftables, and with
+# SERIAL an export of that local tape) -> start (Type=notify: active only
+# after READY=1, so the export is live when start returns) -> status ->
+# reload (same process) -> reinstall as an upgrade (restarted, config kept)
+# -> the SysV init script, service stopped: a direct call is redirected to
+# systemctl, with SYSTEMCTL_SKIP_REDIRECT=1 it runs the daemon itself
+# (start, status 0, reload, stop, status 3) -> remove (stopped, config kept,
+# firewall table still in place: never wider) -> purge (/etc/tapeshared and
+# /run/tapeshared gone). Exits non-zero at the first failed check, naming it.
 set -eu
 
-if [ $# -ne 1 ] || [ ! -f "$1" ]; then
-    echo "usage: $0 TAPESHARED.deb" >&2
+if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -f "$1" ]; then
+    echo "usage: $0 TAPESHARED.deb [SERIAL]" >&2
     exit 64
 fi
 deb=$(readlink -f "$1")
+serial=${2:-}
+iqn=iqn.2007-04.com.example:tape0
+initiator=iqn.1994-05.com.example:tapeshared-e2e
 unit=tapeshared.service
 conf=/etc/tapeshared/tapeshared.conf
 export DEBIAN_FRONTEND=noninteractive
@@ -40,6 +46,16 @@ wait_state() {  # wait_state STATE: ActiveState reaches STATE within 60 s
     fail "$unit is $(prop ActiveState) after 60 s, wanted $1"
 }
 pkg_state() { dpkg-query -W -f='${db:Status-Status}' tapeshared 2>/dev/null || echo not-installed; }
+# exported: LIO shows the tape as LUN 0 of the target, its backstore enabled
+exported() {
+    local lun=/sys/kernel/config/target/iscsi/$iqn/tpgt_1/lun/lun_0 store
+    [ -d "$lun" ] || return 1
+    store=$(find "$lun" -maxdepth 1 -type l -exec readlink -f {} \; | head -n1)
+    [ -n "$store" ] && [ "$(cat "$store/enable" 2>/dev/null)" = 1 ]
+}
+sysv() {  # sysv ARGS...: the init script itself, not redirected to systemctl
+    SYSTEMCTL_SKIP_REDIRECT=1 /etc/init.d/tapeshared "$@"
+}
 fw_closed() {  # our table rejects the portal port: nothing wider than configured
     nft list table inet tapeshared 2>/dev/null | grep -q 'tcp dport 3260 reject'
 }
@@ -54,14 +70,20 @@ state=$(systemctl is-enabled "$unit" 2>/dev/null || true)
 [ "$(prop ActiveState)" = inactive ] || fail "started on install"
 tapeshared -c "$conf" check-config || fail "the shipped example config does not validate"
 
-step "configure: LIO, no exports, nftables"
-cat >> "$conf" <<'EOF'
+step "configure: LIO, nftables${serial:+, an export of serial $serial}"
+# The shipped file has an (empty) [global] section: a second one would be a
+# configuration error, so the admin's keys go under it.
+grep -qx '\[global\]' "$conf" || fail "no [global] line in the shipped $conf"
+sed -i 's/^\[global\]$/[global]\n# e2e-deb-scenario: the admin'"'"'s change\nbackend = lio\nfirewall = nftables/' "$conf"
+if [ -n "$serial" ]; then
+    cat >> "$conf" <<EOF
 
-# e2e-deb-scenario: the admin's change
-[global]
-backend = lio
-firewall = nftables
+[export tape0]
+serial = $serial
+initiators = 127.0.0.1
+initiator_iqns = $initiator
 EOF
+fi
 tapeshared check-config || fail "check-config"
 sum=$(sha256sum < "$conf")
 
@@ -72,6 +94,11 @@ wait_state active
 pid=$(prop MainPID)
 [ "$pid" -gt 0 ] || fail "no main pid"
 echo "e2e-deb: running as pid $pid: $(prop StatusText)"
+if [ -n "$serial" ]; then
+    # READY=1 comes after the first reconcile: the export is there already.
+    exported || fail "active (READY=1) but $iqn has no enabled LUN 0 in configfs"
+    echo "e2e-deb: READY, and LUN 0 of $iqn is exported"
+fi
 
 step "status"
 tapeshared status || fail "tapeshared status exit $?"
@@ -92,6 +119,44 @@ for f in "$conf.dpkg-dist" "$conf.dpkg-new" "$conf.dpkg-old"; do
     [ ! -e "$f" ] || fail "$f left by the upgrade"
 done
 tapeshared status || fail "status after upgrade exit $?"
+
+step "SysV init script (service stopped)"
+systemctl stop "$unit" || fail "systemctl stop"
+wait_state inactive
+if [ -n "$serial" ]; then
+    exported || fail "stop_action = keep, but the export went away on stop"
+fi
+# A direct call on a systemd host goes through systemctl (Debian's
+# /lib/lsb/init-functions), so the unit is what runs.
+/etc/init.d/tapeshared start || fail "/etc/init.d/tapeshared start (redirected) exit $?"
+wait_state active
+echo "e2e-deb: a direct call was redirected: $unit active, pid $(prop MainPID)"
+/etc/init.d/tapeshared stop || fail "/etc/init.d/tapeshared stop (redirected) exit $?"
+wait_state inactive
+# SYSTEMCTL_SKIP_REDIRECT=1: the script itself, as on a host without systemd.
+rc=0; sysv status >/dev/null || rc=$?
+[ "$rc" = 3 ] || fail "init script status exit $rc before start, expected 3"
+sysv start || fail "init script start exit $?"
+[ -s /var/run/tapeshared.pid ] || fail "no /var/run/tapeshared.pid after start"
+spid=$(cat /var/run/tapeshared.pid)
+kill -0 "$spid" 2>/dev/null || fail "pid $spid from the pidfile is not running"
+[ "$(prop ActiveState)" = inactive ] || fail "the SysV start went through systemd"
+rc=0; sysv status || rc=$?
+[ "$rc" = 0 ] || fail "init script status exit $rc while running, expected 0"
+sysv reload || fail "init script reload exit $?"
+sleep 1
+kill -0 "$spid" 2>/dev/null || fail "reload killed pid $spid"
+rc=0; sysv status >/dev/null || rc=$?
+[ "$rc" = 0 ] || fail "init script status exit $rc after reload, expected 0"
+sysv stop || fail "init script stop exit $?"
+if kill -0 "$spid" 2>/dev/null; then fail "pid $spid still running after stop"; fi
+[ ! -e /var/run/tapeshared.pid ] || fail "pidfile left after stop"
+rc=0; sysv status >/dev/null || rc=$?
+[ "$rc" = 3 ] || fail "init script status exit $rc after stop, expected 3"
+sysv stop || fail "stopping a stopped service must succeed (LSB), exit $?"
+echo "e2e-deb: SysV start (pid $spid), status 0, reload, stop, status 3"
+systemctl start "$unit" || fail "systemctl start after the SysV part"
+wait_state active
 
 step "remove"
 apt-get remove -y tapeshared || fail "apt-get remove"

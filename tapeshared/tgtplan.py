@@ -13,6 +13,10 @@ Rules (see also tgt.py):
 - A LUN is re-added (delete, new) when its backing path differs from the
   device's sg node now, or when tgtd's open file behind that path is no longer
   the node the path names (`stale`: a reused name after renumbering).
+- absent = keep cannot keep a tgt LUN whose device is gone: tgtd holds the
+  dead sg node, fails every command (Hardware Error) and busy-loops on the
+  node's fd. Such a LUN is deleted at once and added again when the device
+  returns (seen on a real kernel: tests/e2e/scenarios/tgt-renumber.sh).
 - Accounts are global in tgtd. Passwords cannot be read back, so an account is
   (re)created unless the adapter knows it holds the configured secret (`fresh`).
   Accounts are deleted only when we created them (`owned`) and no configured
@@ -255,6 +259,15 @@ class _Planner:
             configured.add(lun.lun)
             now = have.luns.get(lun.lun)
             path = (lun.device.sg or lun.device.bsg) if lun.device is not None else None
+            if lun.status == "kept" and now is not None and now.path in self.state.stale:
+                # the device is gone and tgtd holds its dead sg node: every command
+                # gets Hardware Error, and tgtd (1.0.85) spins on the node's fd
+                # (graceful_read ENODEV in a loop) until the LUN is deleted
+                self.ops.append(("--mode", "logicalunit", "--op", "delete") + tid + (
+                    "--lun", str(lun.lun)))
+                self.notes.append("LUN %d of %s: %s is gone; its LUN is deleted until it "
+                                  "returns" % (lun.lun, want.iqn, lun.match))
+                continue
             if lun.status == "kept" or (lun.status == "present" and path is None):
                 continue
             if now is not None and lun.status == "present" and now.path == path and \

@@ -252,6 +252,22 @@ def test_absent_keep_leaves_the_lun_and_remove_deletes_it():
     assert [op[3] for op in ops] == ["new"]
 
 
+def test_absent_keep_deletes_a_lun_held_on_a_dead_node_and_re_adds_on_return():
+    state = simulate(tgtplan.TgtState(), plan(tgtplan.TgtState(), [tape()])[0])
+    remembered = {(IQN, 1): Hctl(1, 0, 6, 0)}
+    state.stale = {"/dev/sg1"}  # tgtd holds "/dev/sg1 (deleted)"
+    desired = desired_state(config(), [], tgtplan.previous(state, {}, remembered))
+    assert desired.targets[0].luns[0].status == "kept"
+    ops, notes = tgtplan.plan_ops(state, desired)
+    assert ops == [("--mode", "logicalunit", "--op", "delete", "--tid", "1000", "--lun", "1")]
+    assert "deleted until it returns" in notes[0]
+    simulate(state, ops)
+    state.stale = set()
+    assert tgtplan.plan_ops(state, desired) == ([], [])
+    ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg3")])
+    assert [op[3] for op in ops] == ["new"]
+
+
 def test_acl_changes_unbind_before_bind():
     state = simulate(tgtplan.TgtState(), plan(tgtplan.TgtState(), [tape()])[0])
     other = "iqn.1994-05.com.example:other"

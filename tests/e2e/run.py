@@ -38,6 +38,8 @@ BUILD_SCRIPT = os.path.join(HERE, "build-image.sh")
 # Everything that goes into the image: a change to any of these rebuilds it.
 IMAGE_INPUTS = (BUILD_SCRIPT, os.path.join(HERE, "guest-packages.txt"))
 IMAGE_FILES = ("rootfs.img", "vmlinuz", "initrd.img")
+# deb-* scenarios install the .deb built here (dist/ is not tracked).
+DEB_DIR = os.path.join(CHECKOUT, "dist", "e2e")
 
 DEFAULT_CACHE = "/var/cache/tapeshared-e2e"
 BUILD_TIMEOUT = 1200
@@ -272,10 +274,42 @@ def check_scenarios(names):
             raise ValueError("no such scenario: %r (have: %s)" % (name, ", ".join(scenarios())))
 
 
+def ensure_deb():
+    """Build the .deb (packaging/build.sh) into dist/e2e/ of the checkout, which
+    the guest sees read-only at /mnt/src/dist/e2e; built afresh for every run
+    that names a deb-* scenario, so it is the checkout's code."""
+    os.makedirs(DEB_DIR, exist_ok=True)
+    with open(os.path.join(DEB_DIR, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs: one build at a time
+        out = tempfile.mkdtemp(prefix="tapeshared-deb-")
+        try:
+            started = time.monotonic()
+            proc = subprocess.run(["bash", os.path.join(CHECKOUT, "packaging", "build.sh"), out],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=BUILD_TIMEOUT)
+            text = proc.stdout.decode("utf-8", "replace")
+            if proc.returncode != 0:
+                raise Unavailable("packaging/build.sh failed (exit %d):\n%s" % (
+                    proc.returncode, "\n".join(text.splitlines()[-20:])))
+            debs = [f for f in os.listdir(out) if f.endswith("_all.deb")]
+            if len(debs) != 1:
+                raise Unavailable("packaging/build.sh built %r, not one .deb" % debs)
+            for old in os.listdir(DEB_DIR):
+                if old.endswith(".deb"):
+                    os.unlink(os.path.join(DEB_DIR, old))
+            shutil.copy(os.path.join(out, debs[0]), DEB_DIR)
+            log("built %s (%.1f s)" % (os.path.join(DEB_DIR, debs[0]),
+                                       time.monotonic() - started))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+
 def run_scenarios(names, image=None, results_dir=None, timeout=RUN_TIMEOUT,
                   echo=True, extra_append=""):
     """Boot the guest once, run the named scenarios in it, return a Result."""
     check_scenarios(names)
+    if any(name.startswith("deb-") for name in names):
+        ensure_deb()
     require_tools("qemu-system-x86_64")
     if image is None:
         image = ensure_image()

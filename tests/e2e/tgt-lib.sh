@@ -1,0 +1,321 @@
+# shellcheck shell=bash
+# Variables set here are used by the scripts that source this file; helpers
+# defined inside functions are called through wait_for.
+# shellcheck disable=SC2034,SC2317
+# Helpers for the tgt scenarios (and demo): source it after ../lib.sh.
+#   . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/../tgt-lib.sh"
+# A scsi_debug tape exported by tgt (sg pass-through) and used over loopback
+# iSCSI by the guest's own initiator. Every wait is bounded.
+
+GUEST_IQN=iqn.1994-05.com.example:tapeshared-e2e
+TGT_IQN=iqn.2007-04.com.example:tape0
+PORTAL=127.0.0.1
+TS_CONF=/tmp/tapeshared-e2e/tapeshared.conf
+TS_LOG=/tmp/tapeshared-e2e/daemon.log
+TS_PID=
+
+# ts ARGS...: tapeshared from the read-only share.
+ts() { PYTHONPATH=${TAPESHARED_SRC:-/mnt/src} python3 -m tapeshared "$@"; }
+
+# now_ms: the wall clock in milliseconds (bash 5's EPOCHREALTIME: no fork).
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo "${t%???}"; }
+
+# host_driver HCTL: the driver of the SCSI host (scsi_debug, iscsi_tcp, ...).
+host_driver() { cat "/sys/class/scsi_host/host${1%%:*}/proc_name" 2>/dev/null; }
+
+# tapes_on DRIVER [TYPE]: H:C:T:L of the devices of TYPE (1 tape, 8 changer)
+# on hosts of DRIVER, one a line, sorted.
+tapes_on() {
+    local d
+    for d in /sys/bus/scsi/devices/*:*:*:*; do
+        [ -e "$d/type" ] || continue
+        [ "$(cat "$d/type")" = "${2:-1}" ] || continue
+        [ "$(host_driver "${d##*/}")" = "$1" ] && echo "${d##*/}"
+    done | sort -V
+}
+
+# node_of HCTL CLASS: the device node of HCTL in CLASS (scsi_tape -> nstN only,
+# scsi_generic -> sgN), e.g. /dev/nst1.
+node_of() {
+    local n
+    for n in "/sys/bus/scsi/devices/$1/$2/"*; do
+        n=${n##*/}
+        case $2:$n in
+            scsi_tape:nst*[0-9]) echo "/dev/$n"; return 0 ;;
+            scsi_generic:sg*) echo "/dev/$n"; return 0 ;;
+        esac
+    done
+    return 1
+}
+
+# serial_of HCTL: the identity value (unit serial) tapeshared derives.
+serial_of() {
+    ts scan --json | python3 -c '
+import json, sys
+for d in json.load(sys.stdin)["devices"]:
+    if d["hctl"] == sys.argv[1]:
+        print(d["serial"] or ""); break' "$1"
+}
+
+# tape_add [scsi_debug args...]: load scsi_debug with one emulated tape.
+tape_add() {
+    modprobe scsi_debug ptype=1 vpd_use_hostno=0 "$@"
+    udevadm settle --timeout=30
+}
+
+# tgt_start: tgtd via its unit (disabled in the image), answering tgtadm.
+tgt_start() {
+    systemctl start tgt.service
+    wait_for 20 tgtadm --lld iscsi --mode target --op show
+}
+
+# write_conf: $TS_CONF with backend tgt; extra lines on stdin (the exports).
+write_conf() {
+    mkdir -p "${TS_CONF%/*}"
+    {
+        printf '[global]\nbackend = tgt\nstate_dir = /run/tapeshared-e2e\n'
+        printf 'resync_interval = 30\n\n'
+        cat
+    } > "$TS_CONF"
+}
+
+# stamp: prefix each line of stdin with the time in ms (now_ms), for logs that
+# are compared with a scenario's own timestamps.
+stamp() {
+    local line t
+    while IFS= read -r line; do
+        t=${EPOCHREALTIME/[.,]/}
+        printf '%s %s\n' "${t%???}" "$line"
+    done
+}
+
+# daemon_start: `tapeshared run` in the background, logging to $TS_LOG (each
+# line stamped with now_ms); waits (bounded) until status says every export
+# is live and verified. Call it directly, not in $(...) (nor through check):
+# it sets TS_PID for daemon_stop.
+daemon_start() {
+    mkdir -p "${TS_LOG%/*}"
+    ts -c "$TS_CONF" -vv run --log-target stderr > >(exec >> "$TS_LOG" 2>&1; stamp) 2>&1 &
+    TS_PID=$!
+    if ! wait_for 60 ts -c "$TS_CONF" status >/dev/null; then
+        tail -n 30 "$TS_LOG" | indent
+        ts -c "$TS_CONF" status | indent || true
+        return 1
+    fi
+}
+
+daemon_stop() {
+    [ -n "$TS_PID" ] || return 0
+    kill -TERM "$TS_PID" 2>/dev/null || true
+    local _
+    for _ in $(seq 1 100); do
+        kill -0 "$TS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$TS_PID" 2>/dev/null && kill -KILL "$TS_PID" 2>/dev/null
+    TS_PID=
+}
+
+# lun_path IQN LUN: tgtd's backing store path of that LUN.
+lun_path() {
+    tgtadm --lld iscsi --mode target --op show | awk -v iqn="$1" -v lun="$2" '
+        /^Target [0-9]+: / { on = ($3 == iqn) }
+        on && $1 == "LUN:" { cur = $2 }
+        on && /Backing store path:/ && cur == lun { print $4 }'
+}
+
+# tgtd_holds PATH: true if tgtd has PATH (or "PATH (deleted)") open.
+tgtd_holds() {
+    local fd pid
+    pid=$(pgrep -xo tgtd) || return 1
+    for fd in "/proc/$pid/fd/"*; do
+        case $(readlink "$fd" 2>/dev/null) in "$1"|"$1 (deleted)") return 0 ;; esac
+    done
+    return 1
+}
+
+# login IQN: discovery and login over loopback; waits for the iSCSI tape.
+login() {
+    iscsiadm -m discovery -t sendtargets -p "$PORTAL" >/dev/null
+    iscsiadm -m node -T "$1" -p "$PORTAL" --login >/dev/null
+    wait_for 30 remote_nst >/dev/null
+    udevadm settle --timeout=30
+}
+
+logout_all() { iscsiadm -m node --logoutall=all >/dev/null 2>&1 || true; }
+
+# remote_nst [N]: /dev/nstX of the Nth (default 1st) tape on an iscsi_tcp host.
+remote_nst() {
+    local hctl
+    hctl=$(tapes_on iscsi_tcp 1 | sed -n "${1:-1}p")
+    [ -n "$hctl" ] && node_of "$hctl" scsi_tape
+}
+
+# renumber HCTL: the local tape leaves and comes back on a new scsi_debug host.
+renumber() {
+    echo 1 > "/sys/bus/scsi/devices/$1/delete"
+    echo 1 > /sys/bus/pseudo/drivers/scsi_debug/add_host
+}
+
+# tape_io DEV [FILES] [SIZE]: write FILES (e.g. "5,3": blocks per file) of
+# SIZE-byte blocks whose first 4 bytes carry (file, block), each file closed
+# by a filemark; rewind, read back and compare (scsi_debug keeps only those 4
+# bytes per block), check the filemarks and fsf. Prints one summary line.
+tape_io() {
+    mt -f "$1" rewind
+    mt -f "$1" setblk 0
+    python3 - "$@" <<'PYEOF'
+import os, struct, subprocess, sys
+
+dev = sys.argv[1]
+files = tuple(int(n) for n in (sys.argv[2] if len(sys.argv) > 2 else "4,2").split(","))
+size = int(sys.argv[3]) if len(sys.argv) > 3 else 65536
+
+def block(f, b):
+    return struct.pack(">HH", f, b) + bytes(size - 4)
+
+def mt(*args):
+    subprocess.run(["mt", "-f", dev] + list(args), check=True)
+
+for f, count in enumerate(files):  # closing after writes adds a filemark
+    fd = os.open(dev, os.O_WRONLY)
+    for b in range(count):
+        assert os.write(fd, block(f, b)) == size, "short write"
+    os.close(fd)
+mt("rewind")
+fd = os.open(dev, os.O_RDONLY)
+for f, count in enumerate(files):
+    for b in range(count):
+        data = os.read(fd, 1 << 20)
+        assert data == block(f, b), "file %d block %d: got %d bytes %r" % (
+            f, b, len(data), data[:4])
+    assert os.read(fd, 1 << 20) == b"", "no filemark after file %d" % f
+os.close(fd)
+if len(files) > 1:
+    mt("rewind")
+    mt("fsf", "1")
+    fd = os.open(dev, os.O_RDONLY)
+    data = os.read(fd, 1 << 20)
+    os.close(fd)
+    assert data == block(1, 0), "after fsf 1: %r" % data[:4]
+mt("rewind")
+print("%s: %d files, %d blocks of %d bytes written, read back and compared" % (
+    dev, len(files), sum(files), size))
+PYEOF
+}
+
+# log_ms PATTERN [AFTER_MS]: the stamp of the first daemon log line matching
+# PATTERN (grep -E) stamped at or after AFTER_MS; empty if none.
+log_ms() {
+    awk -v after="${2:-0}" -v pat="$1" '$1 >= after && $0 ~ pat { print $1; exit }' "$TS_LOG"
+}
+
+# dd_rate DIRECTION DEV COUNT: 256 KiB blocks, prints dd's MB/s figure.
+dd_rate() {
+    local out
+    mt -f "$2" rewind
+    if [ "$1" = write ]; then
+        out=$(dd if=/dev/zero of="$2" bs=256k count="$3" 2>&1) || { echo "$out" >&2; return 1; }
+    else
+        out=$(dd if="$2" of=/dev/null bs=256k count="$3" 2>&1) || { echo "$out" >&2; return 1; }
+    fi
+    mt -f "$2" rewind
+    echo "$out" | tail -n1 | sed -n 's/.*, \([0-9.,]* [kMG]*B\/s\)$/\1/p'
+}
+
+# wait_tur SG SECONDS: retry TEST UNIT READY on SG every 20 ms until it
+# succeeds; prints the number of failed attempts.
+wait_tur() {
+    local sg deadline=$(( $(date +%s) + $2 )) n=0
+    sg=$1
+    until sg_turs "$sg" >/dev/null 2>&1; do
+        n=$((n + 1))
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.02
+    done
+    echo "$n"
+}
+
+# tgt_cleanup: for the EXIT trap (several scenarios may share one boot).
+tgt_cleanup() {
+    set +e
+    logout_all
+    daemon_stop
+    systemctl stop tgt.service >/dev/null 2>&1
+    modprobe -r scsi_debug >/dev/null 2>&1
+    if [ -s "$TS_LOG" ] && [ -n "${TAPESHARED_RESULTS:-}" ]; then
+        cp "$TS_LOG" "$TAPESHARED_RESULTS/${0##*/}.daemon.log" 2>/dev/null
+    fi
+    rm -rf /tmp/tapeshared-e2e /run/tapeshared-e2e
+}
+
+# renumber_measure HCTL RSG: renumber the local tape at HCTL (calling the
+# function while_gone, if the caller defined one, while it is away), then TUR the
+# initiator's RSG every 20 ms until GOOD (iscsiadm -m session --rescan after
+# 30 s of failures, once). Sets R_NEW (new address), R_MS (outage: from writing
+# add_host, its scan included, to the first GOOD TUR), R_SCAN_MS (the write), R_FAILS (failed TURs after
+# the return), R_SEEN (their times and sense), R_RESCAN (yes/no), R_DAEMON
+# (when the daemon deleted and re-added the LUN, from its log), R_TGTD (tgtd
+# pid before -> after: a change means tgtd died and systemd restarted it).
+renumber_measure() {
+    local hctl=$1 rsg=$2 out deadline t_dev t_del t_new pid_before
+    pid_before=$(pgrep -xo tgtd || true)
+    # a blocked step shows on the console (what sleeps in D state, the kernel log)
+    ( sleep 25; echo "renumber: still busy after 25 s; D-state tasks and dmesg:"
+      ps -eo pid,stat,wchan:32,args | awk '$2 ~ /D/' | sed 's/^/    /'
+      dmesg | tail -n 15 | sed 's/^/    /' ) &
+    local watch=$!
+    echo 1 > "/sys/bus/scsi/devices/$hctl/delete"
+    _gone() { [ ! -e "/sys/bus/scsi/devices/$hctl" ]; }
+    wait_for 10 _gone || { echo "renumber: $hctl still there" >&2; return 1; }
+    if declare -F while_gone >/dev/null; then while_gone || return 1; fi
+    _back() { [ -n "$(tapes_on scsi_debug 1)" ]; }
+    # the return: from just before add_host is written (the write returns only
+    # after the new host's scan, ~0.5-1.5 s under TCG, by when the daemon may
+    # have re-added the LUN already): conservative, it counts the scan too
+    t_dev=$(now_ms)
+    echo 1 > /sys/bus/pseudo/drivers/scsi_debug/add_host
+    R_SCAN_MS=$(( $(now_ms) - t_dev ))
+    wait_for 10 _back || { echo "renumber: the tape did not come back" >&2; return 1; }
+    R_NEW=$(tapes_on scsi_debug 1 | head -n1)
+    kill "$watch" 2>/dev/null || true
+    R_RESCAN=no R_FAILS=0 R_SEEN=
+    deadline=$(( $(date +%s) + 30 ))
+    until out=$(sg_turs -v "$rsg" 2>&1); do
+        R_FAILS=$((R_FAILS + 1))
+        R_SEEN="$R_SEEN
+    +$(( $(now_ms) - t_dev )) ms: $(echo "$out" | grep -i -e 'sense key' -e 'additional sense' -e 'status' | sed 's/^ *//' | paste -sd';' -)"
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            if [ "$R_RESCAN" = yes ]; then
+                echo "renumber: initiator TUR fails even after a session rescan: $out" >&2
+                return 1
+            fi
+            R_RESCAN=yes
+            iscsiadm -m session --rescan >/dev/null
+            deadline=$(( $(date +%s) + 30 ))
+        fi
+        sleep 0.02
+    done
+    R_MS=$(( $(now_ms) - t_dev ))
+    t_del=$(log_ms 'ran tgtadm.*logicalunit --op delete' "$t_dev")
+    t_new=$(log_ms 'ran tgtadm.*logicalunit --op new.*rc=0' "$t_dev")
+    if [ -n "$t_del" ]; then
+        R_DAEMON="LUN deleted +$((t_del - t_dev)) ms"
+    else
+        R_DAEMON="LUN deleted while the tape was away"
+    fi
+    if [ -n "$t_new" ]; then
+        R_DAEMON="$R_DAEMON, re-added +$((t_new - t_dev)) ms after the return (daemon log)"
+    else
+        R_DAEMON="$R_DAEMON, re-add not in the daemon log"
+    fi
+    R_TGTD="$pid_before -> $(pgrep -xo tgtd || echo none)"
+}
+
+# tgtd_restarted: true if R_TGTD shows another tgtd pid (print why, if known).
+tgtd_restarted() {
+    [ "${R_TGTD% -> *}" != "${R_TGTD#* -> }" ] || return 1
+    journalctl -u tgt.service --no-pager -n 15 -o cat 2>/dev/null | indent
+    dmesg | grep -i -e 'tgtd.*segfault' -e 'tgtd.*trap' | tail -n 3 | indent
+    return 0
+}
