@@ -28,3 +28,13 @@ wait_for() {
         sleep 0.1
     done
 }
+
+# serial_of H:C:T:L: the unit serial tapeshared's scan reports for that device
+# (needs a `ts` function running tapeshared).
+serial_of() {
+    ts scan --json | python3 -c '
+import json, sys
+for d in json.load(sys.stdin)["devices"]:
+    if d["hctl"] == sys.argv[1]:
+        print(d["serial"] or ""); break' "$1"
+}

@@ -60,15 +60,6 @@ node_of() {
     [ -n "$n" ] && echo "/dev/$n"
 }
 
-# serial_of H:C:T:L: the identity tapeshared scan gives it ("serial" value).
-serial_of() {
-    ts scan --json | python3 -c '
-import json, sys
-for d in json.load(sys.stdin)["devices"]:
-    if d["hctl"] == sys.argv[1]:
-        print(d["serial"] or ""); break' "$1"
-}
-
 # write_config FILE-CONTENT: /etc/tapeshared/tapeshared.conf (state in /run).
 write_config() {
     mkdir -p /etc/tapeshared

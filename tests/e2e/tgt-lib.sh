@@ -48,15 +48,6 @@ node_of() {
     return 1
 }
 
-# serial_of HCTL: the identity value (unit serial) tapeshared derives.
-serial_of() {
-    ts scan --json | python3 -c '
-import json, sys
-for d in json.load(sys.stdin)["devices"]:
-    if d["hctl"] == sys.argv[1]:
-        print(d["serial"] or ""); break' "$1"
-}
-
 # tape_add [scsi_debug args...]: load scsi_debug with one emulated tape.
 tape_add() {
     modprobe scsi_debug ptype=1 vpd_use_hostno=0 "$@"
