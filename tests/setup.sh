@@ -46,6 +46,8 @@ if [ -n "$py36" ]; then
     "$py36" -m venv .venv36
     .venv36/bin/pip install -q --upgrade 'pip<22'
     .venv36/bin/pip install -q . 'pytest<7.1' 'hypothesis<6.32'
+    # a venv kept from an earlier run has the same version number: reinstall
+    .venv36/bin/pip install -q --no-deps --force-reinstall .
 else
     echo "setup: no Python 3.6 interpreter found; the 3.6 run will fail" >&2
 fi

@@ -357,6 +357,7 @@ def in_netns(pid, *argv):
                           stdout=subprocess.PIPE, universal_newlines=True).stdout
 
 
+@needs_daemon
 def test_portal_address_events_move_the_firewall_rule(run, ietroot):
     if netns_wrapper() is None or shutil.which("iptables") is None:
         pytest.skip("needs a private network namespace (unshare -n) and iptables")
