@@ -69,6 +69,10 @@ state=$(systemctl is-enabled "$unit" 2>/dev/null || true)
 [ "$state" = disabled ] || fail "installed $state, expected disabled"
 [ "$(prop ActiveState)" = inactive ] || fail "started on install"
 tapeshared -c "$conf" check-config || fail "the shipped example config does not validate"
+unitfile=$(systemctl show -p FragmentPath --value "$unit")
+out=$(systemd-analyze verify "$unitfile" 2>&1) || fail "systemd-analyze verify $unitfile: $out"
+[ -z "$out" ] || fail "systemd-analyze verify $unitfile warns: $out"
+echo "e2e-deb: systemd-analyze verify $unitfile: clean"
 
 step "configure: LIO, nftables${serial:+, an export of serial $serial}"
 # The shipped file has an (empty) [global] section: a second one would be a

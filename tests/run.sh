@@ -26,7 +26,8 @@ if [ -x .venv36/bin/python ]; then
     echo "== tests (Python $(.venv36/bin/python -c 'import sys; print(sys.version.split()[0])'), the runtime floor)"
     # The installed package, not the checkout: the pytest script (unlike
     # `python -m pytest`) does not put the current directory on sys.path.
-    echo "tapeshared from: $(cd / && "$PWD/.venv36/bin/python" -c 'import tapeshared; print(tapeshared.__file__)')"
+    here=$PWD
+    echo "tapeshared from: $(cd / && "$here/.venv36/bin/python" -c 'import tapeshared; print(tapeshared.__file__)')"
     .venv36/bin/pytest -q -m "not e2e and not packaging" -p no:cacheprovider tests || status=1
 else
     echo "no .venv36: the Python 3.6 run did not happen" >&2
