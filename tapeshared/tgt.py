@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -191,7 +192,23 @@ class TgtBackend:
                         chap.secret, memory["accounts"][user].get("salt", "")))
         state = self.observe(tuple(t.iqn for t in desired.targets))
         return tgtplan.plan_ops(state, desired, fresh, set(memory["accounts"]),
-                                self.bstype, self.device_type)
+                                self.bstype, self.device_type, self._unready(desired))
+
+    def _unready(self, desired: DesiredState) -> Set[str]:
+        """Pass-through nodes of present devices that are not char devices yet."""
+        if self.bstype not in ("sg", "bsg"):
+            return set()
+        found = set()
+        for target in desired.targets:
+            for lun in target.live_luns:
+                path = (lun.device.sg or lun.device.bsg) if lun.device else None
+                try:
+                    ready = path is not None and stat.S_ISCHR(os.stat(path).st_mode)
+                except OSError:
+                    ready = False
+                if path is not None and not ready:
+                    found.add(path)
+        return found
 
     def plan(self, desired: DesiredState) -> Plan:
         ops, notes = self._plan(desired)

@@ -167,7 +167,9 @@ def previous(state: TgtState, resolve: Mapping[str, Hctl],
 
 class _Planner:
     def __init__(self, state: TgtState, desired: DesiredState, fresh: Set[str],
-                 owned: Set[str], bstype: str, device_type: str) -> None:
+                 owned: Set[str], bstype: str, device_type: str,
+                 unready: AbstractSet[str] = frozenset()) -> None:
+        self.unready = unready
         self.state = state
         self.desired = desired
         self.fresh = fresh
@@ -270,6 +272,15 @@ class _Planner:
                 continue
             if lun.status == "kept" or (lun.status == "present" and path is None):
                 continue
+            if lun.status == "present" and path in self.unready:
+                # udev has not made the node yet: tgtd fails the open (and 1.0.85
+                # was seen to crash right after); the node's uevent brings a pass
+                if now is not None and (now.path != path or now.path in self.state.stale):
+                    self.ops.append(("--mode", "logicalunit", "--op", "delete") + tid + (
+                        "--lun", str(lun.lun)))
+                self.notes.append("LUN %d of %s: %s has no device node yet" % (
+                    lun.lun, want.iqn, path))
+                continue
             if now is not None and lun.status == "present" and now.path == path and \
                     now.bstype == self.bstype and path not in self.state.stale:
                 continue
@@ -299,10 +310,13 @@ class _Planner:
 
 
 def plan_ops(state: TgtState, desired: DesiredState, fresh: AbstractSet[str] = frozenset(),
-             owned: AbstractSet[str] = frozenset(), bstype: str = "sg", device_type: str = "pt"
-             ) -> Tuple[List[Op], List[str]]:
-    """The tgtadm operations, in a safe order, that make tgtd match desired; notes."""
-    planner = _Planner(state, desired, set(fresh), set(owned), bstype, device_type)
+             owned: AbstractSet[str] = frozenset(), bstype: str = "sg", device_type: str = "pt",
+             unready: AbstractSet[str] = frozenset()) -> Tuple[List[Op], List[str]]:
+    """The tgtadm operations, in a safe order, that make tgtd match desired; notes.
+
+    `unready`: device paths whose node udev has not created yet (not added now)."""
+    planner = _Planner(state, desired, set(fresh), set(owned), bstype, device_type,
+                       unready)
     return planner.run(), planner.notes
 
 

@@ -18,7 +18,6 @@ import pytest
 
 from tapeshared import tgtplan
 from tapeshared.desired import desired_state
-from tapeshared.errors import CommandError
 from tapeshared.model import (
     Chap,
     Config,
@@ -216,10 +215,13 @@ def test_acl_and_secret_changes_then_removal(tgtd, tmp_path):
     assert back.unexport().empty
 
 
-def test_sg_bstype_on_a_regular_file_is_a_clean_command_error(tgtd, tmp_path):
+def test_pass_through_lun_waits_for_a_char_device_node(tgtd, tmp_path):
+    """A path that is not (yet) a char device is never handed to tgtd as sg."""
     back = backend(tgtd, tmp_path, bstype="sg", device_type="pt")
-    desired = desired_state(config(), [tape(image(tmp_path))], back.previous())
-    with pytest.raises(CommandError) as caught:
-        back.apply(back.plan(desired), desired)
-    assert caught.value.rc == 22 and "--bstype" in caught.value.argv
-    assert caught.value.stderr.strip()
+    path = image(tmp_path)
+    desired = desired_state(config(), [tape(path)], back.previous())
+    plan = back.plan(desired)
+    assert not any(op[:4] == ("--mode", "logicalunit", "--op", "new") for op in plan.ops)
+    assert "%s has no device node yet" % path in " ".join(plan.notes)
+    back.apply(plan, desired)
+    assert 1 not in back.live()[IQN].luns

@@ -354,3 +354,14 @@ def test_previous_prefers_the_live_node_and_ignores_stale_and_foreign():
     assert tgtplan.previous(state, {"/dev/sg1": Hctl(3, 0, 0, 0)}, remembered) == {
         (IQN, 1): Hctl(1, 0, 6, 0)}
     assert tgtplan.previous(state, {"/srv/disk.img": Hctl(9, 0, 0, 0)}, {}) == {}
+
+
+def test_a_node_udev_has_not_made_yet_is_not_added():
+    state = simulate(tgtplan.TgtState(), plan(tgtplan.TgtState(), [tape()])[0])
+    desired = desired_state(config(), [tape("7:0:6:0", "/dev/sg4")])
+    ops, notes = tgtplan.plan_ops(state, desired, unready={"/dev/sg4"})
+    assert ops == [("--mode", "logicalunit", "--op", "delete", "--tid", "1000", "--lun", "1")]
+    assert notes == ["LUN 1 of %s: /dev/sg4 has no device node yet" % IQN]
+    simulate(state, ops)
+    ops, _ = tgtplan.plan_ops(state, desired)
+    assert [op[3] for op in ops] == ["new"]
