@@ -38,3 +38,9 @@ for d in json.load(sys.stdin)["devices"]:
     if d["hctl"] == sys.argv[1]:
         print(d["serial"] or ""); break' "$1"
 }
+
+# tape_io DEV [FILES] [SIZE]: the tagged write/read/compare check of tapeio.py
+# (FILES e.g. "5,3": blocks per tape file; SIZE bytes per block).
+tape_io() {
+    python3 "$(dirname "${BASH_SOURCE[0]}")/tapeio.py" "$@"
+}

@@ -150,40 +150,6 @@ print("%s|%s|%s" % (field("Vendor identification"), field("Product identificatio
                     pdt.group(1) if pdt else "?"))'
 }
 
-# tape_io NODE FILES...: write tagged blocks (first 4 bytes = file, block) with a
-# filemark after each file, rewind, read back and compare; prints a summary.
-tape_io() {
-    local dev=$1
-    shift
-    mt -f "$dev" rewind
-    mt -f "$dev" setblk 0
-    python3 - "$dev" "$@" <<'PYEOF'
-import os, struct, subprocess, sys
-
-dev, files, size = sys.argv[1], [int(n) for n in sys.argv[2:]], 65536
-
-def block(f, b):
-    return struct.pack(">HH", f, b) + bytes(size - 4)
-
-for f, count in enumerate(files):  # closing after writes adds a filemark
-    fd = os.open(dev, os.O_WRONLY)
-    for b in range(count):
-        assert os.write(fd, block(f, b)) == size, "short write"
-    os.close(fd)
-subprocess.run(["mt", "-f", dev, "rewind"], check=True)
-fd = os.open(dev, os.O_RDONLY)
-for f, count in enumerate(files):
-    for b in range(count):
-        data = os.read(fd, 1 << 20)
-        assert data == block(f, b), "file %d block %d: got %d bytes %r" % (
-            f, b, len(data), data[:4])
-    assert os.read(fd, 1 << 20) == b"", "no filemark after file %d" % f
-os.close(fd)
-subprocess.run(["mt", "-f", dev, "rewind"], check=True)
-print("%d files, %d blocks of %d bytes written and read back" % (len(files), sum(files), size))
-PYEOF
-}
-
 # lio_py: helpers in Python, from this process (a shell loop of sg_turs costs
 # 30-90 ms per process under TCG, more than what is measured):
 #   tur SG                    exit 0 if TEST UNIT READY is GOOD (SG_IO, no retries)

@@ -148,53 +148,6 @@ renumber() {
     echo 1 > /sys/bus/pseudo/drivers/scsi_debug/add_host
 }
 
-# tape_io DEV [FILES] [SIZE]: write FILES (e.g. "5,3": blocks per file) of
-# SIZE-byte blocks whose first 4 bytes carry (file, block), each file closed
-# by a filemark; rewind, read back and compare (scsi_debug keeps only those 4
-# bytes per block), check the filemarks and fsf. Prints one summary line.
-tape_io() {
-    mt -f "$1" rewind
-    mt -f "$1" setblk 0
-    python3 - "$@" <<'PYEOF'
-import os, struct, subprocess, sys
-
-dev = sys.argv[1]
-files = tuple(int(n) for n in (sys.argv[2] if len(sys.argv) > 2 else "4,2").split(","))
-size = int(sys.argv[3]) if len(sys.argv) > 3 else 65536
-
-def block(f, b):
-    return struct.pack(">HH", f, b) + bytes(size - 4)
-
-def mt(*args):
-    subprocess.run(["mt", "-f", dev] + list(args), check=True)
-
-for f, count in enumerate(files):  # closing after writes adds a filemark
-    fd = os.open(dev, os.O_WRONLY)
-    for b in range(count):
-        assert os.write(fd, block(f, b)) == size, "short write"
-    os.close(fd)
-mt("rewind")
-fd = os.open(dev, os.O_RDONLY)
-for f, count in enumerate(files):
-    for b in range(count):
-        data = os.read(fd, 1 << 20)
-        assert data == block(f, b), "file %d block %d: got %d bytes %r" % (
-            f, b, len(data), data[:4])
-    assert os.read(fd, 1 << 20) == b"", "no filemark after file %d" % f
-os.close(fd)
-if len(files) > 1:
-    mt("rewind")
-    mt("fsf", "1")
-    fd = os.open(dev, os.O_RDONLY)
-    data = os.read(fd, 1 << 20)
-    os.close(fd)
-    assert data == block(1, 0), "after fsf 1: %r" % data[:4]
-mt("rewind")
-print("%s: %d files, %d blocks of %d bytes written, read back and compared" % (
-    dev, len(files), sum(files), size))
-PYEOF
-}
-
 # log_ms PATTERN [AFTER_MS]: the stamp of the first daemon log line matching
 # PATTERN (grep -E) stamped at or after AFTER_MS; empty if none.
 log_ms() {

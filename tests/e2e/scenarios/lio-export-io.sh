@@ -67,7 +67,7 @@ out=$(mt -f "$rnst" status 2>&1) || { printf '%s\n' "$out" | indent; fail "mt st
 printf '%s\n' "$out" | grep -q ONLINE || { printf '%s\n' "$out" | indent; fail "mt status: not ONLINE"; }
 pass "mt -f $rnst status: ONLINE"
 
-out=$(tape_io "$rnst" 6 4 2>&1) || { printf '%s\n' "$out" | indent; fail "tagged blocks through the export"; }
+out=$(tape_io "$rnst" 6,4 2>&1) || { printf '%s\n' "$out" | indent; fail "tagged blocks through the export"; }
 pass "through the export: $out, filemarks ok"
 
 # The same tape read locally shows what the initiator wrote (the export is pass-through).

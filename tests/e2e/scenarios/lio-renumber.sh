@@ -62,7 +62,7 @@ check "initiator device $RNST unchanged (no rescan)" test "$(remote_tape)" = "$R
 out=$(mt -f "$RNST" status 2>&1) || { printf '%s\n' "$out" | indent; fail "mt status after"; }
 printf '%s\n' "$out" | grep -q ONLINE || { printf '%s\n' "$out" | indent; fail "mt status after: not ONLINE"; }
 pass "mt -f $RNST status after: ONLINE"
-out=$(tape_io "$RNST" 3 2 2>&1) || { printf '%s\n' "$out" | indent; fail "I/O after renumbering"; }
+out=$(tape_io "$RNST" 3,2 2>&1) || { printf '%s\n' "$out" | indent; fail "I/O after renumbering"; }
 pass "after: $out"
 inquiry_is_tape "$RSG"
 check "iscsi session never logged out" iscsiadm -m session

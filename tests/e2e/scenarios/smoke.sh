@@ -32,39 +32,8 @@ check "mt setblk 0 (variable blocks)" mt -f /dev/nst0 setblk 0
 
 # Data: scsi_debug keeps only the first 4 bytes of each block, so each block
 # is a 4-byte tag (file, block) followed by zeros.
-check "mt rewind" mt -f /dev/nst0 rewind
-python3 - <<'PYEOF' || fail "tape block write/read"
-import os, struct, subprocess
-
-DEV, SIZE = "/dev/nst0", 32768
-FILES = (5, 3)  # blocks per tape file
-
-def block(f, b):
-    return struct.pack(">HH", f, b) + bytes(SIZE - 4)
-
-for f, count in enumerate(FILES):  # closing after writes adds a filemark
-    fd = os.open(DEV, os.O_WRONLY)
-    for b in range(count):
-        assert os.write(fd, block(f, b)) == SIZE, "short write"
-    os.close(fd)
-
-subprocess.run(["mt", "-f", DEV, "rewind"], check=True)
-fd = os.open(DEV, os.O_RDONLY)
-for f, count in enumerate(FILES):
-    for b in range(count):
-        data = os.read(fd, 1 << 20)
-        assert data == block(f, b), "file %d block %d: got %d bytes %r" % (f, b, len(data), data[:4])
-    assert os.read(fd, 1 << 20) == b"", "no filemark after file %d" % f
-os.close(fd)
-
-subprocess.run(["mt", "-f", DEV, "rewind"], check=True)
-subprocess.run(["mt", "-f", DEV, "fsf", "1"], check=True)
-fd = os.open(DEV, os.O_RDONLY)
-data = os.read(fd, 1 << 20)
-os.close(fd)
-assert data == block(1, 0), "after fsf 1: %r" % data[:4]
-print("    %d files, %d blocks of %d bytes written and read back; fsf ok" % (len(FILES), sum(FILES), SIZE))
-PYEOF
+out=$(tape_io /dev/nst0 5,3 32768 2>&1) || { printf '%s\n' "$out" | indent; fail "tape block write/read"; }
+printf '%s\n' "$out" | indent
 pass "tape block write/read, filemarks, fsf"
 
 # Throughput (informational).
