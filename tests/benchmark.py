@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Daemon benchmark (prints figures, asserts nothing); run under umockdev-wrapper:
 
-    umockdev-wrapper /work/venv/bin/python tests/benchmark.py [--idle-seconds 60]
+    umockdev-wrapper .venv/bin/python tests/benchmark.py [--idle-seconds 60]
 """
 
 import argparse

@@ -24,7 +24,7 @@ initiators = 192.0.2.10
 # EAGAIN. The real udev netlink socket has no such cap, so the daemon runs in a
 # private network namespace where the cap is raised (the host's is untouched).
 QLEN = 100000
-# The daemon's interpreter; e.g. /work/venv36/bin/python checks it on Python 3.6
+# The daemon's interpreter; e.g. .venv36/bin/python checks it on Python 3.6
 # (the test itself needs gi for umockdev, which that venv lacks).
 DAEMON_PYTHON = os.environ.get("TAPESHARED_DAEMON_PYTHON", sys.executable)
 

@@ -1,6 +1,6 @@
 """Discovery against real libudev/pyudev over a umockdev sysfs (see tests/udevbed.py).
 
-Run: umockdev-wrapper /work/venv/bin/python -m pytest tests/test_discovery.py
+Run: umockdev-wrapper .venv/bin/python -m pytest tests/test_discovery.py
 """
 
 import builtins

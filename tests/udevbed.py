@@ -3,7 +3,7 @@
 Run tests that use it under the wrapper, which redirects /sys, /dev and the udev
 netlink socket of the process and its children to a temporary tree:
 
-    umockdev-wrapper /work/venv/bin/python -m pytest tests/test_discovery.py
+    umockdev-wrapper .venv/bin/python -m pytest tests/test_discovery.py
 
 Outside the wrapper, or without gi/UMockdev (e.g. Python 3.6), tests marked
 ``needs_umockdev`` skip with the reason. Mark such tests ``pytest.mark.umockdev``.
@@ -52,7 +52,7 @@ def _umockdev_problem() -> Optional[str]:
     """Why umockdev tests cannot run here, or None."""
     if "libumockdev-preload" not in os.environ.get("LD_PRELOAD", ""):
         return ("not running under umockdev-wrapper (run: umockdev-wrapper "
-                "/work/venv/bin/python -m pytest ...)")
+                ".venv/bin/python -m pytest ...)")
     try:
         import gi
         gi.require_version("UMockdev", "1.0")
