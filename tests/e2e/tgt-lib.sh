@@ -70,6 +70,18 @@ write_conf() {
     } > "$TS_CONF"
 }
 
+# write_tape_conf SERIAL: one tape, by serial, as LUN 1 of $TGT_IQN for the
+# guest's own initiator.
+write_tape_conf() {
+    write_conf <<CONF
+[export tape0]
+serial = $1
+lun = 1
+initiators = $PORTAL
+initiator_iqns = $GUEST_IQN
+CONF
+}
+
 # stamp: prefix each line of stdin with the time in ms (now_ms), for logs that
 # are compared with a scenario's own timestamps.
 stamp() {

@@ -23,13 +23,7 @@ ts scan | indent
 serial=$(serial_of "$hctl")
 
 say "configuration ($TS_CONF): backend tgt, the tape by its serial"
-write_conf <<CONF
-[export tape0]
-serial = $serial
-lun = 1
-initiators = $PORTAL
-initiator_iqns = $GUEST_IQN
-CONF
+write_tape_conf "$serial"
 indent < "$TS_CONF"
 tgt_start
 ts -c "$TS_CONF" check-config | indent

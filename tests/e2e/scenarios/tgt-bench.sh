@@ -17,13 +17,7 @@ tape_add
 hctl=$(tapes_on scsi_debug 1 | head -n1)
 serial=$(serial_of "$hctl")
 tgt_start
-write_conf <<CONF
-[export tape0]
-serial = $serial
-lun = 1
-initiators = $PORTAL
-initiator_iqns = $GUEST_IQN
-CONF
+write_tape_conf "$serial"
 daemon_start || fail "export live"
 login "$TGT_IQN" || fail "login"
 rdev=$(remote_nst)

@@ -16,13 +16,7 @@ serial=$(serial_of "$hctl")
 pass "local tape $hctl serial $serial ($(node_of "$hctl" scsi_generic))"
 
 check "tgtd started" tgt_start
-write_conf <<CONF
-[export tape0]
-serial = $serial
-lun = 1
-initiators = $PORTAL
-initiator_iqns = $GUEST_IQN
-CONF
+write_tape_conf "$serial"
 check "check-config" ts -c "$TS_CONF" check-config
 daemon_start || fail "tapeshared run: export live and verified"
 pass "tapeshared run: export live and verified"

@@ -16,13 +16,7 @@ hctl=$(tapes_on scsi_debug 1 | head -n1)
 serial=$(serial_of "$hctl")
 [ -n "$serial" ] || fail "no serial for local tape $hctl"
 tgt_start
-write_conf <<CONF
-[export tape0]
-serial = $serial
-lun = 1
-initiators = $PORTAL
-initiator_iqns = $GUEST_IQN
-CONF
+write_tape_conf "$serial"
 daemon_start || fail "export of $hctl (serial $serial) live"
 pass "export of $hctl (serial $serial) live"
 check "initiator logged in" login "$TGT_IQN"
