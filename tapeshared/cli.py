@@ -7,9 +7,9 @@ import re
 import sys
 from typing import Any, Dict, List, Optional
 
-from tapeshared import __version__, compose, config
-from tapeshared.errors import ConfigError, ManagedFileError, TapesharedError
-from tapeshared.model import Device
+from tapeshared import __version__, app, config
+from tapeshared.core.errors import ConfigError, ManagedFileError, TapesharedError
+from tapeshared.core.model import Device, device_record
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +63,15 @@ def suggested_section(device: Device) -> str:
 
 
 def device_dict(device: Device) -> Dict[str, Any]:
-    """A device for --json output."""
-    return {
-        "hctl": str(device.hctl), "type": device.kind, "vendor": device.vendor,
-        "model": device.model, "rev": device.rev, "serial": device.serial,
-        "wwn": device.wwn, "identity": device.identity,
-        "nodes": {k: getattr(device, k) for k in ("st", "nst", "sg", "bsg", "ch")
-                  if getattr(device, k)},
-        "by_id": list(device.by_id), "transport": device.transport,
-        "location": "remote" if device.remote else "local",
-        "problems": list(device.problems), "suggested_section": suggested_section(device),
-    }
+    """A device for --json output: its record plus a ready-to-paste section."""
+    record = device_record(device)
+    record["suggested_section"] = suggested_section(device)
+    return record
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from tapeshared import discovery
-    devices = discovery.scan()
+    from tapeshared.host import udev
+    devices = udev.scan()
     if args.json:
         json.dump({"schema": 1, "devices": [device_dict(d) for d in devices]},
                   sys.stdout, indent=2, sort_keys=True)
@@ -116,7 +109,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
-    reconciler = compose.reconciler(cfg)
+    reconciler = app.reconciler(cfg)
     report = reconciler.plan()
     for problem in report.desired.problems:
         print("# warning: %s" % problem)
@@ -124,7 +117,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print("# firewall (%s): %d initiator network(s) to port %d on %s" % (
             cfg.globals.firewall, len(report.firewall.sources), report.firewall.port,
             ", ".join(report.firewall.portals) or "any local address"))
-        for action in report.firewall_plan:
+        for action in report.firewall_plan.actions:
             print("firewall: %s" % action)
     if not reconciler.pending(report):
         print("nothing to do: the target and firewall match the configuration")
@@ -135,7 +128,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
-    report = compose.reconciler(cfg).apply()
+    report = app.reconciler(cfg).apply()
     for problem in report.desired.problems:
         print("warning: %s" % problem)
     if not report.actions:
@@ -146,18 +139,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tapeshared import logsetup, sdnotify
+    from tapeshared.daemon import logsetup, sysv
     config.load(args.config)  # a bad config fails here, before detaching
-    ready_fd = sdnotify.detach() if args.detach else -1
+    ready_fd = sysv.detach() if args.detach else -1
     logsetup.configure(args.log_target, (logging.INFO, logging.INFO, logging.DEBUG)[
         min(args.verbose, 2)])
     if args.pidfile:
-        sdnotify.write_pidfile(args.pidfile)
+        sysv.write_pidfile(args.pidfile)
     try:
-        return compose.daemon(args.config, ready_fd=ready_fd).run()
+        return app.daemon(args.config, ready_fd=ready_fd).run()
     finally:
         if args.pidfile:
-            sdnotify.remove_pidfile(args.pidfile)
+            sysv.remove_pidfile(args.pidfile)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -3,50 +3,17 @@
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
-from tapeshared.desired import desired_state, firewall_spec
-from tapeshared.fwrules import FirewallSpec, FirewallStatus
-from tapeshared.model import Config, DesiredState, Device, Hctl
-from tapeshared.plan import Plan
-
-try:  # Protocol is 3.8+; on 3.6 the port is documented by this class alone
-    from typing import Protocol
-except ImportError:  # pragma: no cover - Python < 3.8
-    Protocol = object  # type: ignore[assignment,misc]
+from tapeshared.backends.common import Snapshot, sessions
+from tapeshared.core.desired import desired_state
+from tapeshared.core.errors import TransientError
+from tapeshared.core.model import Config, DesiredState, Device, Session
+from tapeshared.core.plan import Plan
+from tapeshared.firewall.spec import FirewallPlan, FirewallSpec, FirewallState, spec_for
+from tapeshared.ports import Backend, Devices, Firewall, Lock
 
 log = logging.getLogger(__name__)
-
-
-class Backend(Protocol):
-    """What a target backend (iet, lio, tgt) offers the reconciler."""
-
-    name: str
-
-    def previous(self) -> Dict[Tuple[str, int], Hctl]: ...
-
-    def plan(self, desired: DesiredState) -> Plan: ...
-
-    def apply(self, plan: Plan, desired: DesiredState) -> List[str]: ...
-
-    def unexport(self) -> Plan: ...
-
-    # read-only views for `status`
-    def live(self) -> Any: ...
-
-    def problems(self, desired: DesiredState, live: Any) -> List[str]: ...
-
-    def sessions(self) -> Dict[str, List[Any]]: ...
-
-
-class Firewall(Protocol):
-    """What a firewall backend (iptables, nftables) offers the reconciler."""
-
-    def plan(self, spec: FirewallSpec) -> List[str]: ...
-
-    def ensure(self, spec: FirewallSpec) -> List[str]: ...
-
-    def inspect(self, spec: FirewallSpec) -> FirewallStatus: ...
 
 
 @dataclass
@@ -55,60 +22,89 @@ class Report:
 
     devices: Sequence[Device] = ()
     desired: DesiredState = field(default_factory=lambda: DesiredState(targets=()))
+    snapshot: Optional[Snapshot] = None
     plan: Plan = field(default_factory=Plan)
     portals: Sequence[str] = ()
     firewall: Optional[FirewallSpec] = None
-    firewall_plan: List[str] = field(default_factory=list)
+    firewall_state: Optional[FirewallState] = None
+    firewall_plan: FirewallPlan = field(default_factory=FirewallPlan)
     actions: List[str] = field(default_factory=list)
     error: Optional[str] = None
     started: float = 0.0
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class ExportView:
+    """One export as the target shows it now (for status)."""
+
+    name: str
+    iqn: str
+    exported: bool
+    verified: bool
+    problems: Sequence[str]
+    sessions: Sequence[Session]
+
+
 class Reconciler:
     """Level-triggered: every call looks at everything, whatever woke it."""
 
-    def __init__(self, config: Config, backend: Backend, scan: Callable[[], List[Device]],
-                 lock: Callable[[], ContextManager[Any]],
+    def __init__(self, config: Config, backend: Backend, devices: Devices, lock: Lock,
                  firewall: Optional[Firewall] = None,
-                 portals: Callable[[], List[str]] = list,
-                 persist: Optional[Callable[[FirewallSpec], List[str]]] = None) -> None:
+                 portals: Callable[[], List[str]] = list) -> None:
         self.config = config
         self.backend = backend
-        self.scan = scan
+        self.devices = devices
         self.lock = lock
         self.firewall = firewall
         self.portals = portals
-        self.persist = persist
 
-    def observe(self) -> Tuple[List[Device], DesiredState]:
-        """Devices now and the state the target should be in."""
-        devices = self.scan()
-        desired = desired_state(self.config, devices, self.backend.previous())
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def observe(self) -> Report:
+        """Read devices, the target and the firewall once each; compute desired."""
+        report = Report(started=time.time())
+        begin = time.monotonic()
+        report.devices = self.devices()
+        managed = [export.iqn for export in self.config.exports]
+        report.snapshot = self.backend.observe(managed)
+        report.desired = desired_state(self.config, report.devices,
+                                       report.snapshot.previous)
         if self.config.globals.portal:
-            desired = replace(desired, portals=tuple(self.portals()))
-        return devices, desired
+            report.portals = tuple(self.portals())
+            report.desired = replace(report.desired, portals=tuple(report.portals))
+        if self.firewall is not None:
+            report.firewall = spec_for(self.config, report.portals)
+            report.firewall_state = self.firewall.observe(report.firewall)
+        report.seconds = time.monotonic() - begin
+        return report
 
     def plan(self) -> Report:
         """Observe and plan without changing anything."""
-        report = Report(started=time.time())
-        begin = time.monotonic()
-        report.devices, report.desired = self.observe()
-        report.plan = self.backend.plan(report.desired)
-        if self.firewall is not None:
-            report.portals = report.desired.portals
-            report.firewall = firewall_spec(self.config, report.portals)
-            report.firewall_plan = self.firewall.plan(report.firewall)
+        report = self.observe()
+        begin = time.monotonic() - report.seconds
+        assert report.snapshot is not None
+        report.plan = self.backend.plan(report.snapshot, report.desired)
+        if self.firewall is not None and report.firewall is not None:
+            assert report.firewall_state is not None
+            report.firewall_plan = self.firewall.plan(report.firewall_state, report.firewall)
         report.seconds = time.monotonic() - begin
         return report
 
     @staticmethod
     def pending(report: Report) -> bool:
         """Whether an apply would change anything."""
-        return not report.plan.empty or bool(report.firewall_plan)
+        return not report.plan.empty or not report.firewall_plan.empty
 
     def apply(self) -> Report:
-        """Observe, plan and apply under the lock; a second call with no change is a no-op."""
+        """Observe, plan and apply under the lock; a second call with no change is a no-op.
+
+        A firewall family that cannot be brought in step now (a missing parent
+        chain, no IPv6) does not stop the target's apply; it is raised afterwards
+        as a TransientError, so it is retried.
+        """
         begin = time.monotonic()
         with self.lock():
             report = self.plan()
@@ -117,13 +113,40 @@ class Reconciler:
             # the firewall first: a narrowed initiator list closes before the
             # target changes, a widened one opens as the target comes up
             if self.firewall is not None and report.firewall is not None:
-                if report.firewall_plan:
-                    report.actions.extend(self.firewall.ensure(report.firewall))
-                if self.persist is not None:
-                    report.actions.extend(self.persist(report.firewall))
+                if not report.firewall_plan.empty:
+                    report.actions.extend(self.firewall.apply(report.firewall_plan,
+                                                              report.firewall))
             if not report.plan.empty:
                 for reason in report.plan.reasons:
                     log.info("change needed: %s", reason)
                 report.actions.extend(self.backend.apply(report.plan, report.desired))
         report.seconds = time.monotonic() - begin
+        if report.firewall_plan.errors:
+            raise TransientError("firewall: %s" % "; ".join(
+                "%s: %s" % item for item in report.firewall_plan.errors))
         return report
+
+    def unexport(self) -> List[str]:
+        """Remove every managed target (the daemon's stop with stop_action = unexport)."""
+        none = DesiredState(targets=())
+        with self.lock():
+            managed = [export.iqn for export in self.config.exports]
+            plan = self.backend.plan(self.backend.observe(managed), none)
+            return [] if plan.empty else self.backend.apply(plan, none)
+
+    def views(self, report: Report) -> List[ExportView]:
+        """Each desired export as the observed target shows it (pure over report)."""
+        found = []
+        snapshot = report.snapshot
+        connected = sessions(snapshot) if snapshot is not None else {}
+        for target in report.desired.targets:
+            if snapshot is None:
+                found.append(ExportView(target.name, target.iqn, False, False,
+                                        ["the target was not read"], ()))
+                continue
+            wrong = self.backend.problems(snapshot, DesiredState(targets=(target,)))
+            exported = snapshot.running and target.iqn in snapshot.targets
+            found.append(ExportView(target.name, target.iqn, exported,
+                                    exported and not wrong, wrong,
+                                    tuple(connected.get(target.iqn, ()))))
+        return found

@@ -5,9 +5,17 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from tapeshared.errors import ConfigError, TapesharedError
-from tapeshared.model import DesiredState, GlobalConfig
-from tapeshared.state import StateError, device_dict, exports_list, process_start, read_state
+from tapeshared import app
+from tapeshared import config as config_module
+from tapeshared.core.errors import ConfigError, TapesharedError
+from tapeshared.core.model import Config, GlobalConfig, device_record
+from tapeshared.daemon.statefile import (
+    StateError,
+    exports_list,
+    process_start,
+    read_state,
+    state_path,
+)
 
 # LSB init script status codes, plus one from LSB's application range (150-199).
 OK = 0
@@ -47,36 +55,28 @@ def daemon_health(state: Optional[Dict[str, Any]], now: float) -> Tuple[str, int
     return "running", OK
 
 
-def _target_view(cfg: Any) -> Tuple[List[Dict[str, Any]], List[str]]:
+def _target_view(cfg: Config) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Each export as discovery and the running target show it now (read-only)."""
-    from tapeshared import compose
-    problems: List[str] = []
-    reconciler = compose.reconciler(cfg)
-    backend = reconciler.backend
+    reconciler = app.reconciler(cfg)
     try:
-        devices, desired = reconciler.observe()
+        report = reconciler.observe()
     except (TapesharedError, OSError, ImportError) as exc:
-        problems.append("cannot scan devices: %s" % exc)
-        devices, desired = [], DesiredState(targets=())
-    live = backend.live()
-    sessions = backend.sessions()
-    exports = exports_list(desired)
-    for export, target in zip(exports, desired.targets):
-        wrong = backend.problems(DesiredState(targets=(target,)), live)
-        export["exported"] = live is not None and target.iqn in live
-        export["verified"] = export["exported"] and not wrong
-        export["problems"] = wrong
+        return [], ["cannot observe the devices or the target: %s" % exc]
+    exports = exports_list(report.desired)
+    for export, view in zip(exports, reconciler.views(report)):
+        export["exported"] = view.exported
+        export["verified"] = view.verified
+        export["problems"] = list(view.problems)
         export["sessions"] = [{"initiator": s.initiator, "addresses": list(s.addresses)}
-                              for s in sessions.get(target.iqn, [])]
+                              for s in view.sessions]
         for lun in export["luns"]:
-            matched = [d for d in devices if str(d.hctl) == lun["hctl"]]
-            lun["device"] = device_dict(matched[0]) if matched else None
-    return exports, problems
+            matched = [d for d in report.devices if str(d.hctl) == lun["hctl"]]
+            lun["device"] = device_record(matched[0]) if matched else None
+    return exports, []
 
 
 def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
     """Exit code and the status document (also printed by --json)."""
-    from tapeshared import config as config_module
     doc: Dict[str, Any] = {"schema": 1, "config": config_path, "problems": []}
     cfg = None
     try:
@@ -85,7 +85,7 @@ def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
     except ConfigError as exc:
         doc["problems"].append("configuration: %s" % exc)
         settings = GlobalConfig()
-    path = os.path.join(settings.state_dir, "state.json")
+    path = state_path(settings.state_dir)
     try:
         state = read_state(path)
     except StateError as exc:

@@ -5,6 +5,7 @@
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -12,18 +13,25 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from ietroot import IetRoot  # noqa: E402
-from test_daemon import (  # noqa: E402
+from support import builders, tgtd
+from support.daemonrun import (
     SERIAL,
+    TAPE0,
     DaemonRun,
     hctl_line,
     in_netns,
     netns_wrapper,
     wait_for,
 )
-from udevbed import UMOCKDEV_PROBLEM, Bed  # noqa: E402
+from support.ietroot import IetRoot
+from support.tgtd import CountingRunner
+from support.udevbed import UMOCKDEV_PROBLEM, Bed
+
+from tapeshared import app, config
+from tapeshared.backends.iet.backend import IetBackend
+from tapeshared.backends.tgt.backend import TgtBackend
+from tapeshared.backends.tgt.plan import TgtSettings
+from tapeshared.reconcile import Reconciler
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -47,7 +55,13 @@ def main():
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--renumberings", type=int, default=10)
     parser.add_argument("--portal-changes", type=int, default=5)
+    parser.add_argument("--reads-only", action="store_true",
+                        help="only the per-backend reads of an idle pass")
     args = parser.parse_args()
+    if args.reads_only:
+        with tempfile.TemporaryDirectory() as base:
+            reads_per_idle_pass(base)
+        return
     if UMOCKDEV_PROBLEM:
         sys.exit("benchmark: %s" % UMOCKDEV_PROBLEM)
     with tempfile.TemporaryDirectory() as base:
@@ -62,9 +76,66 @@ def main():
                 run = DaemonRun(bed, IetRoot(os.path.join(base, "portal")), portal="lo",
                                 firewall="iptables")
                 measure_portal(run, args)
+            reads_per_idle_pass(base)
         finally:
             run.close()
             bed.close()
+
+
+class Counted:
+    """A backend whose observe() calls are counted."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.name = backend.name
+        self.observes = 0
+
+    def observe(self, managed):
+        self.observes += 1
+        return self.backend.observe(managed)
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+
+def idle_pass(backend, runner, cfg, devices):
+    """Apply once (converge), then count what one more (idle) apply reads and runs."""
+    counted = Counted(backend)
+    rec = Reconciler(cfg, counted, lambda: list(devices), contextlib.nullcontext)
+    rec.apply()
+    counted.observes, runner.seen[:] = 0, []
+    report = rec.apply()
+    return counted.observes, len(runner.seen), report.actions
+
+
+def reads_per_idle_pass(base):
+    """Target reads and commands of one idle pass, per backend (the one-read rule)."""
+    root = IetRoot(os.path.join(base, "reads-iet"))
+    root.write_config(TAPE0)
+    root.present("1:0:6:0")
+    cfg = config.load(root.conf)
+    runner = CountingRunner()
+    tape = builders.tape("1:0:6:0", serial=SERIAL)
+    observes, commands, actions = idle_pass(
+        IetBackend(app.iet_settings(cfg.globals), runner), runner, cfg, [tape])
+    print("iet idle pass: %d target read(s), %d command(s), %d action(s)"
+          % (observes, commands, len(actions)))
+    try:
+        with tgtd.running(base) as adm:
+            image = os.path.join(base, "tape.img")
+            with open(image, "wb") as handle:
+                handle.truncate(1 << 20)
+            runner = CountingRunner()
+            settings = TgtSettings(tgtadm=adm, state_dir=os.path.join(base, "tgt-state"),
+                                   bstype="rdwr", device_type="disk")
+            cfg = builders.config(builders.export(lun=1, serial=SERIAL), backend="tgt")
+            observes, commands, actions = idle_pass(
+                TgtBackend(settings, runner), runner, cfg,
+                [builders.tape("1:0:6:0", serial=SERIAL, sg=image)])
+            print("tgt idle pass: %d target read(s), %d tgtadm run(s), %d action(s)"
+                  % (observes, commands, len(actions)))
+    except tgtd.Unavailable as exc:
+        print("tgt idle pass: not measured (%s)" % exc)
 
 
 def measure_portal(run, args):

@@ -1,13 +1,14 @@
-"""Shared fixtures."""
-
-import os
-import sys
+"""Shared fixtures. pytest puts this directory on sys.path (rootdir conftest, no
+__init__.py), so the helpers import as the `support` package."""
 
 import pytest
+from hypothesis import settings
+from support.ietroot import IetRoot
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from ietroot import IetRoot  # noqa: E402
+# Tests assert behaviour, never timings: no per-example deadline (a loaded CI
+# machine would otherwise fail a property test for being slow).
+settings.register_profile("tapeshared", deadline=None)
+settings.load_profile("tapeshared")
 
 
 @pytest.fixture

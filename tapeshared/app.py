@@ -1,0 +1,87 @@
+"""Composition root: the only place that builds real adapters from a Config."""
+
+import time
+from typing import Callable, Optional
+
+from tapeshared import config as config_module
+from tapeshared.backends.iet.backend import IetBackend
+from tapeshared.backends.iet.plan import IetSettings
+from tapeshared.backends.lio.backend import LioBackend
+from tapeshared.backends.lio.state import LioSettings
+from tapeshared.backends.tgt.backend import TgtBackend
+from tapeshared.backends.tgt.plan import TgtSettings
+from tapeshared.core.errors import ConfigError
+from tapeshared.core.model import Config, GlobalConfig
+from tapeshared.daemon.loop import Daemon
+from tapeshared.daemon.notify import Notifier
+from tapeshared.firewall.iptables.backend import IptablesFirewall
+from tapeshared.firewall.nft.backend import NftablesFirewall
+from tapeshared.host import addrwatch, udev
+from tapeshared.host.addrwatch import AddressWatch
+from tapeshared.host.lock import ApplyLock
+from tapeshared.host.runner import Runner
+from tapeshared.ports import Backend, Firewall
+from tapeshared.reconcile import Reconciler
+
+Sleep = Callable[[float], object]
+
+
+def iet_settings(g: GlobalConfig) -> IetSettings:
+    return IetSettings(
+        ietd_conf=g.ietd_conf, initiators_allow=g.initiators_allow,
+        initiators_deny=g.initiators_deny, manage_access=g.manage_access,
+        iet_volume=g.iet_volume, iet_session=g.iet_session,
+        restart_command=g.restart_command, ietadm=g.ietadm, apply_mode=g.apply_mode,
+        restart_retries=g.restart_retries, verify_timeout=g.verify_timeout,
+        proc_net_tcp=(g.proc_net_tcp, g.proc_net_tcp6), port=g.port)
+
+
+def backend(config: Config, runner: Runner, sleep: Sleep = time.sleep) -> Backend:
+    """The target backend the config names, given its own settings."""
+    g = config.globals
+    if g.backend == "iet":
+        return IetBackend(iet_settings(g), runner, sleep=sleep)
+    if g.backend == "lio":
+        return LioBackend(LioSettings(lio_root=g.lio_root, port=g.port), sleep=sleep)
+    if g.backend == "tgt":
+        return TgtBackend(TgtSettings(tgtadm=g.tgtadm, state_dir=g.state_dir), runner,
+                          sleep=sleep)
+    raise ConfigError("backend %s is not available in this version" % g.backend,
+                      section="global", key="backend")
+
+
+def firewall(config: Config, runner: Runner) -> Optional[Firewall]:
+    """The firewall backend the config names, or None."""
+    g = config.globals
+    if g.firewall == "iptables":
+        files = {family: path for family, path in ((4, g.firewall_save_file),
+                                                   (6, g.firewall_save_file6)) if path}
+        return IptablesFirewall(runner, save_files=files)
+    if g.firewall == "nftables":
+        return NftablesFirewall(runner)
+    return None
+
+
+def reconciler(config: Config, sleep: Sleep = time.sleep) -> Reconciler:
+    """A reconciler wired to udev, the configured backends and the apply lock."""
+    g = config.globals
+    runner = Runner()
+    return Reconciler(
+        config, backend(config, runner, sleep), udev.scan,
+        lambda: ApplyLock(g.lock_file, g.lock_timeout),
+        firewall=firewall(config, runner),
+        portals=lambda: addrwatch.resolve_portal(g.portal))
+
+
+def daemon(config_path: str, ready_fd: int = -1) -> Daemon:
+    """The daemon with real adapters: udev and netlink watches, sd_notify, state file.
+
+    Raises ConfigError when the configuration cannot be used at start.
+    """
+    notifier = Notifier.from_environ(ready_fd=ready_fd)
+    return Daemon(
+        config_path, config_module.load(config_path), config_module.load,
+        # the backend's waits (verify polling) keep the watchdog fed
+        lambda cfg: reconciler(cfg, sleep=notifier.keepalive_sleep),
+        udev.UdevWatch, AddressWatch, notifier)
+

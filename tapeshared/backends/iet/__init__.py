@@ -1,0 +1,1 @@
+"""IET (ietd with the rawio pass-through patch): ietd.conf, access files, ietadm."""

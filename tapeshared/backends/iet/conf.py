@@ -1,0 +1,125 @@
+"""ietd.conf: render tapeshared's managed block and merge it, keeping the rest."""
+
+import re
+from typing import Dict, List, Optional, Tuple
+
+from tapeshared.core.errors import ManagedFileError
+from tapeshared.core.model import DesiredState, Hctl, TargetState
+
+BEGIN = "# BEGIN tapeshared managed block: generated, edits inside are overwritten"
+END = "# END tapeshared managed block"
+MASK = "********"
+_LUN_LINE = re.compile(r"\A\s*lun\s+([0-9]+)\s+(\S+)", re.IGNORECASE)
+_ARGS = re.compile(r"\AH=([0-9]+),C=([0-9]+),I=([0-9]+),L=([0-9]+),Type=rawio\Z",
+                   re.IGNORECASE)
+
+
+def _target_line(line: str) -> Optional[str]:
+    words = line.split()
+    if len(words) >= 2 and words[0].lower() == "target" and not line.lstrip().startswith("#"):
+        return words[1].lower()
+    return None
+
+
+def split(text: str, path: str) -> Tuple[str, Optional[str], str]:
+    """(before, block or None, after); refuse a file whose markers are not sane."""
+    lines = text.splitlines(True)
+    begins = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == END]
+    if not begins and not ends:
+        return text, None, ""
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        raise ManagedFileError(
+            "%s: the tapeshared markers are damaged (%d BEGIN, %d END lines); fix or "
+            "remove them by hand, nothing was written" % (path, len(begins), len(ends)))
+    start, stop = begins[0], ends[0]
+    return ("".join(lines[:start]), "".join(lines[start:stop + 1]),
+            "".join(lines[stop + 1:]))
+
+
+def check_foreign(before: str, after: str, managed: List[str], path: str) -> None:
+    """Refuse to merge when text outside the block would corrupt or shadow ours."""
+    for number, line in enumerate((before + after).splitlines(), 1):
+        name = _target_line(line)
+        if name in managed:
+            raise ManagedFileError(
+                "%s: target %s is defined outside the tapeshared block (line %d); "
+                "remove it or rename the export, nothing was written"
+                % (path, name, number))
+    for line in after.splitlines():
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if _target_line(line) is None:
+            raise ManagedFileError(
+                "%s: %r follows the tapeshared block without a Target line, so ietd "
+                "would read it as part of our last target; nothing was written"
+                % (path, text))
+        break
+
+
+def previous_luns(block: Optional[str]) -> Dict[Tuple[str, int], Hctl]:
+    """The (iqn, lun) -> H:C:I:L that the block currently exports."""
+    found: Dict[Tuple[str, int], Hctl] = {}
+    target = None
+    for line in (block or "").splitlines():
+        name = _target_line(line)
+        if name is not None:
+            target = name
+            continue
+        match = _LUN_LINE.match(line)
+        if target and match:
+            args = _ARGS.match(match.group(2))
+            if args:
+                found[(target, int(match.group(1)))] = Hctl(*(int(g) for g in args.groups()))
+    return found
+
+
+def lun_args(hctl: Hctl) -> str:
+    """The rawio Lun arguments IET's pass-through patch expects."""
+    return "H=%d,C=%d,I=%d,L=%d,Type=rawio" % (hctl.host, hctl.channel, hctl.target,
+                                                hctl.lun)
+
+
+def _target(target: TargetState, mask: bool) -> List[str]:
+    out = ["Target %s" % target.iqn,
+           "\t# export %s, managed by tapeshared" % target.name]
+    for chap in target.incoming:
+        out.append("\tIncomingUser %s %s" % (chap.user, MASK if mask else chap.secret))
+    if target.outgoing:
+        out.append("\tOutgoingUser %s %s" % (target.outgoing.user,
+                                            MASK if mask else target.outgoing.secret))
+    for lun in target.luns:
+        if lun.hctl is None:
+            out.append("\t# Lun %d (%s): %s, not exported" % (lun.lun, lun.match, lun.status))
+            continue
+        # the same text whether present or kept: a device going away must not
+        # change the file (a change would restart the target)
+        out.append("\t# Lun %d is %s" % (lun.lun, lun.match))
+        out.append("\tLun %d %s" % (lun.lun, lun_args(lun.hctl)))
+    out.append("\tType 1")
+    for key, value in target.params:
+        out.append("\t%s %s" % (key, value))
+    return out
+
+
+def render_block(state: DesiredState, mask: bool = False) -> str:
+    """The managed block for every target, sorted by IQN."""
+    lines = [BEGIN]
+    for target in sorted(state.targets, key=lambda t: t.iqn):
+        lines.extend(_target(target, mask))
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def merge(text: Optional[str], state: DesiredState, path: str, mask: bool = False) -> str:
+    """The whole new ietd.conf: the old text with only our block replaced."""
+    before, _block, after = split(text or "", path)
+    check_foreign(before, after, [t.iqn for t in state.targets], path)
+    block = render_block(state, mask)
+    if _block is None:
+        if before and not before.endswith("\n"):
+            before += "\n"
+        if before and before.strip():
+            before += "\n" if not before.endswith("\n\n") else ""
+    return before + block + after

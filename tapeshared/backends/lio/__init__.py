@@ -1,0 +1,1 @@
+"""LIO (in-kernel target): configfs written directly."""

@@ -1,0 +1,227 @@
+"""LIO (configfs) plan, pure: observed objects + desired state -> ordered operations.
+
+Renumbering follows the measured fast path: the new backstore and a second
+target LUN come up first, each ACL's mapped LUN is swapped to it, and only then
+are the old LUN and backstore removed; initiators need no rescan. Objects are
+ours when named `tapeshared-...` (backstores) or when they are a managed target.
+"""
+
+import copy
+from typing import Dict, List, Optional, Tuple
+
+from tapeshared.backends import common
+from tapeshared.backends.lio.state import (
+    HBA_BASE,
+    Acl,
+    Backstore,
+    LioState,
+    Op,
+    Target,
+    backstore_name,
+    portal_dir,
+)
+from tapeshared.core.model import Chap, DesiredState, TargetState
+
+
+def _auth_values(chap: Tuple[Chap, ...], mutual: Optional[Chap]) -> Dict[str, str]:
+    values: Dict[str, str] = {}
+    if chap:
+        values.update(userid=chap[0].user, password=chap[0].secret)
+    if mutual is not None:
+        values.update(userid_mutual=mutual.user, password_mutual=mutual.secret)
+    return values
+
+
+class _Planner:
+    def __init__(self, state: LioState, desired: DesiredState, port: int) -> None:
+        self.state = copy.deepcopy(state)  # planning must not change what it was given
+        self.desired = desired
+        self.port = port
+        self.ops: List[Op] = []
+        self.hbas = set(state.hbas)
+
+    def new_hba(self) -> str:
+        used = set(int(h[len("pscsi_"):]) for h in self.hbas
+                   if h[len("pscsi_"):].isdigit())
+        name = "pscsi_%d" % common.lowest_free(used, HBA_BASE)
+        self.hbas.add(name)
+        return name
+
+    def backstores(self) -> Dict[Tuple[str, int], str]:
+        """Create missing backstores; (iqn, lun) -> backstore name."""
+        wanted = {}
+        for target in self.desired.targets:
+            for lun in target.exported_luns:
+                assert lun.hctl is not None
+                name = backstore_name(lun, lun.hctl)
+                if name in self.state.backstores:
+                    wanted[(target.iqn, lun.lun)] = name
+                elif lun.device is not None:  # an absent device cannot be bound
+                    hba = self.new_hba()
+                    store = Backstore(hba, name)
+                    hctl = lun.hctl
+                    self.ops += [("mkdir", "core/" + hba), ("mkdir", store.path),
+                                 ("write", store.path + "/control",
+                                  "scsi_host_id=%d,scsi_channel_id=%d,scsi_target_id=%d,"
+                                  "scsi_lun_id=%d" % (hctl.host, hctl.channel, hctl.target,
+                                                      hctl.lun)),
+                                 ("write", store.path + "/udev_path", lun.device.sg or
+                                  lun.device.nst or "/dev/bsg/%s" % hctl),
+                                 ("write", store.path + "/enable", "1")]
+                    self.state.backstores[name] = store
+                    wanted[(target.iqn, lun.lun)] = name
+        return wanted
+
+    def target(self, target: TargetState, wanted: Dict[Tuple[str, int], str]) -> None:
+        have = self.state.targets.get(target.iqn)
+        tpg = "iscsi/%s/tpgt_1" % target.iqn
+        if have is None:
+            self.ops += [("mkdir", "iscsi/" + target.iqn), ("mkdir", tpg)]
+            have = Target()
+        chap = bool(target.incoming)
+        for key, value in (("generate_node_acls", "0"), ("demo_mode_write_protect", "1"),
+                           ("cache_dynamic_acls", "0"), ("authentication", "1" if chap
+                                                         else "0")):
+            if have.attrib.get(key) != value:
+                self.ops.append(("write", "%s/attrib/%s" % (tpg, key), value))
+        portals = set(portal_dir(a, self.port) for a in self.desired.portals) or {
+            portal_dir("0.0.0.0", self.port)}
+        for portal in sorted(portals - have.portals):
+            self.ops.append(("mkdir", "%s/np/%s" % (tpg, portal)))
+        for portal in sorted(have.portals - portals):
+            self.ops.append(("rmdir", "%s/np/%s" % (tpg, portal)))
+        # target LUNs: keep the one already on the right backstore, else add one
+        by_store = {name: number for number, name in have.luns.items() if name}
+        used = set(have.luns)
+        tpg_lun: Dict[int, int] = {}
+        for lun in target.luns:
+            name = wanted.get((target.iqn, lun.lun))
+            if name is None:
+                continue
+            if name in by_store:
+                tpg_lun[lun.lun] = by_store[name]
+                continue
+            number = common.lowest_free(used, 0)
+            used.add(number)
+            tpg_lun[lun.lun] = number
+            store = self.state.backstores[name]
+            self.ops += [("mkdir", "%s/lun/lun_%d" % (tpg, number)),
+                         ("symlink", store.path, "%s/lun/lun_%d/%s" % (tpg, number,
+                                                                     store.name))]
+        self._acls(target, have, tpg, tpg_lun)
+        if not have.enabled:
+            self.ops.append(("write", tpg + "/enable", "1"))
+        for number in sorted(set(have.luns) - set(tpg_lun.values())):
+            self._drop_tpg_lun(tpg, number, have.luns[number])
+
+    def _acls(self, target: TargetState, have: Target, tpg: str,
+              tpg_lun: Dict[int, int]) -> None:
+        auth = _auth_values(target.incoming, target.outgoing)
+        for iqn in target.initiator_iqns:
+            acl = have.acls.get(iqn)
+            base = "%s/acls/%s" % (tpg, iqn)
+            if acl is None:
+                self.ops.append(("mkdir", base))
+                acl = Acl()
+            for mapped in sorted(tpg_lun):
+                link = "%s/lun_%d/lun" % (base, mapped)
+                current = acl.mapped.get(mapped, -1)
+                if current == tpg_lun[mapped]:
+                    continue
+                if mapped in acl.mapped:
+                    if current is not None:
+                        self.ops.append(("unlink", link))
+                else:
+                    self.ops.append(("mkdir", "%s/lun_%d" % (base, mapped)))
+                self.ops.append(("symlink", "%s/lun/lun_%d" % (tpg, tpg_lun[mapped]), link))
+            for mapped in sorted(set(acl.mapped) - set(tpg_lun)):
+                self._drop_mapped(base, mapped, acl.mapped[mapped])
+            for key in ("userid", "password", "userid_mutual", "password_mutual"):
+                if acl.auth.get(key, "") != auth.get(key, ""):
+                    self.ops.append(("write", "%s/auth/%s" % (base, key), auth.get(key, "")))
+        for iqn in sorted(set(have.acls) - set(target.initiator_iqns)):
+            base = "%s/acls/%s" % (tpg, iqn)
+            for mapped, number in sorted(have.acls[iqn].mapped.items()):
+                self._drop_mapped(base, mapped, number)
+            self.ops.append(("rmdir", base))
+
+    def _drop_mapped(self, base: str, mapped: int, number: Optional[int]) -> None:
+        if number is not None:
+            self.ops.append(("unlink", "%s/lun_%d/lun" % (base, mapped)))
+        self.ops.append(("rmdir", "%s/lun_%d" % (base, mapped)))
+
+    def _drop_tpg_lun(self, tpg: str, number: int, store: Optional[str]) -> None:
+        if store:
+            self.ops.append(("unlink", "%s/lun/lun_%d/%s" % (tpg, number, store)))
+        self.ops.append(("rmdir", "%s/lun/lun_%d" % (tpg, number)))
+
+    def drop_target(self, iqn: str, have: Target) -> None:
+        tpg = "iscsi/%s/tpgt_1" % iqn
+        if have.enabled:
+            self.ops.append(("write", tpg + "/enable", "0"))
+        for name, acl in sorted(have.acls.items()):
+            for mapped, number in sorted(acl.mapped.items()):
+                self._drop_mapped("%s/acls/%s" % (tpg, name), mapped, number)
+            self.ops.append(("rmdir", "%s/acls/%s" % (tpg, name)))
+        for number, store in sorted(have.luns.items()):
+            self._drop_tpg_lun(tpg, number, store)
+        for portal in sorted(have.portals):
+            self.ops.append(("rmdir", "%s/np/%s" % (tpg, portal)))
+        self.ops += [("rmdir", tpg), ("rmdir", "iscsi/" + iqn)]
+
+    def drop_unusable(self) -> None:
+        """Remove backstores that cannot serve first, with their LUNs and mappings.
+
+        pscsi finds a device by address on the host's list, where a deleted
+        device pinned by our old backstore still comes first: the new backstore
+        cannot bind until the old one is gone. The initiator meanwhile reaches
+        LIO's LUN 0 placeholder for a few milliseconds; the device was gone anyway.
+        """
+        dead = set(n for n, store in self.state.backstores.items() if not store.enabled)
+        for iqn, have in sorted(self.state.targets.items()):
+            tpg = "iscsi/%s/tpgt_1" % iqn
+            for number, name in sorted(have.luns.items()):
+                if name not in dead:
+                    continue
+                for acl_iqn, acl in sorted(have.acls.items()):
+                    for mapped, tpg_lun in sorted(acl.mapped.items()):
+                        if tpg_lun == number:
+                            self.ops.append(("unlink", "%s/acls/%s/lun_%d/lun" % (
+                                tpg, acl_iqn, mapped)))
+                            acl.mapped[mapped] = None
+                self._drop_tpg_lun(tpg, number, name)
+                del have.luns[number]
+        for name in sorted(dead):
+            store = self.state.backstores.pop(name)
+            self.ops += [("rmdir", store.path), ("rmdir", "core/" + store.hba)]
+            self.hbas.discard(store.hba)
+
+    def run(self) -> List[Op]:
+        self.drop_unusable()
+        wanted = self.backstores()
+        for target in self.desired.targets:
+            self.target(target, wanted)
+        managed = set(t.iqn for t in self.desired.targets)
+        for iqn in sorted(set(self.state.targets) - managed):
+            self.drop_target(iqn, self.state.targets[iqn])
+        keep = set(wanted.values())
+        for name in sorted(set(self.state.backstores) - keep):
+            store = self.state.backstores[name]
+            self.ops += [("rmdir", store.path), ("rmdir", "core/" + store.hba)]
+        return self.ops
+
+
+def plan_ops(state: LioState, desired: DesiredState, port: int) -> List[Op]:
+    """The configfs operations, in a safe order, that make state match desired."""
+    return _Planner(state, desired, port).run()
+
+
+def describe(op: Op) -> str:
+    """An operation as a line a person reads; secrets masked."""
+    if op[0] == "write" and op[1].rsplit("/", 1)[-1].startswith("password"):
+        return "write %s = ********" % op[1]
+    if op[0] == "write":
+        return "write %s = %s" % (op[1], op[2])
+    if op[0] == "symlink":
+        return "link %s -> %s" % (op[2], op[1])
+    return "%s %s" % op[:2]

@@ -1,0 +1,146 @@
+"""LIO configfs as tapeshared sees it (pure): our objects, their names, the common view."""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set, Tuple
+
+from tapeshared.backends import common
+from tapeshared.core.model import DesiredState, Hctl, LunState, Session
+
+PREFIX = "tapeshared-"
+HBA_BASE = 1000  # our HBAs are pscsi_1000 and up, away from targetcli's low numbers
+_NAME_HCTL = re.compile(r"-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)\Z")
+
+Op = Tuple[str, ...]  # ("mkdir", path) ("rmdir", path) ("write", path, value)
+#                       ("symlink", target, link) ("unlink", path)
+
+
+@dataclass(frozen=True)
+class Backstore:
+    """A pscsi storage object of ours; `enabled` False: not bound, or bound to a
+    device that is gone while its address holds a newer one (must be replaced)."""
+
+    hba: str
+    name: str
+    enabled: bool = True
+
+    @property
+    def path(self) -> str:
+        return "core/%s/%s" % (self.hba, self.name)
+
+
+@dataclass
+class Acl:
+    """One initiator's node ACL: mapped LUN -> target LUN, and its CHAP settings."""
+
+    mapped: Dict[int, Optional[int]] = field(default_factory=dict)
+    auth: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """A managed iSCSI target's tpgt_1 as configfs shows it."""
+
+    enabled: bool = False
+    luns: Dict[int, Optional[str]] = field(default_factory=dict)  # tpg LUN -> backstore
+    acls: Dict[str, Acl] = field(default_factory=dict)
+    portals: Set[str] = field(default_factory=set)
+    attrib: Dict[str, str] = field(default_factory=dict)
+    auth: Dict[str, str] = field(default_factory=dict)
+    sessions: List[Session] = field(default_factory=list)
+
+
+@dataclass
+class LioState:
+    """Everything of ours in configfs."""
+
+    backstores: Dict[str, Backstore] = field(default_factory=dict)
+    hbas: Set[str] = field(default_factory=set)  # every pscsi HBA, ours or not
+    targets: Dict[str, Target] = field(default_factory=dict)  # iqn -> ours only
+
+
+def backstore_name(lun: LunState, hctl: Hctl) -> str:
+    """`tapeshared-<identity>-<hash>-hHcCtTlL`: ours at a glance, one per address."""
+    ident = str(lun.match)
+    short = re.sub(r"[^A-Za-z0-9._-]", "_", ident.partition(":")[2])[:32]
+    digest = hashlib.sha1(ident.encode("utf-8")).hexdigest()[:6]
+    return "%s%s-%s-h%dc%dt%dl%d" % (PREFIX, short, digest, hctl.host, hctl.channel,
+                                     hctl.target, hctl.lun)
+
+
+def hctl_of(name: str) -> Optional[Hctl]:
+    """The address a backstore of ours is bound to, from its name."""
+    found = _NAME_HCTL.search(name)
+    return Hctl(*(int(g) for g in found.groups())) if found else None
+
+
+def portal_dir(address: str, port: int) -> str:
+    return ("[%s]:%d" if ":" in address else "%s:%d") % (address, port)
+
+
+@dataclass(frozen=True)
+class LioSettings:
+    """The [global] keys the LIO backend uses."""
+
+    lio_root: str = "/sys/kernel/config/target"
+    port: int = 3260
+    sysfs_devices: str = "/sys/bus/scsi/devices"
+
+
+def previous(state: LioState) -> Dict[Tuple[str, int], Hctl]:
+    """(iqn, mapped LUN) -> the address its backstore is bound to."""
+    found = {}
+    for iqn, target in state.targets.items():
+        for acl in target.acls.values():
+            for mapped, tpg_lun in acl.mapped.items():
+                name = target.luns.get(tpg_lun) if tpg_lun is not None else None
+                hctl = hctl_of(name) if name else None
+                if hctl is not None:
+                    found[(iqn, mapped)] = hctl
+    return found
+
+
+def live_targets(state: LioState) -> Dict[str, common.LiveTarget]:
+    """The common view of our targets: mapped LUN -> the address of its backstore."""
+    found = {}
+    for iqn, target in state.targets.items():
+        luns: Dict[int, common.LiveLun] = {}
+        for _acl_iqn, acl in sorted(target.acls.items()):
+            for mapped, tpg_lun in sorted(acl.mapped.items()):
+                name = target.luns.get(tpg_lun) if tpg_lun is not None else None
+                if mapped in luns or not name:
+                    continue
+                store = state.backstores.get(name)
+                luns[mapped] = common.LiveLun(hctl_of(name), store is not None and
+                                              store.enabled, name)
+        found[iqn] = common.LiveTarget(iqn, target.enabled, luns, tuple(target.sessions))
+    return found
+
+
+def snapshot(state: LioState, down: str = "") -> common.Snapshot:
+    return common.Snapshot("lio", live_targets(state), previous(state), state, down)
+
+
+def problems(snap: common.Snapshot, desired: DesiredState) -> List[str]:
+    """How configfs differs from what must be live now: LUNs, and each ACL's mapping."""
+    found = common.lun_problems(snap, desired)
+    state = snap.detail
+    if not snap.running or not isinstance(state, LioState):
+        return found
+    for target in desired.targets:
+        have = state.targets.get(target.iqn)
+        if have is None:
+            continue
+        for lun in target.live_luns:
+            assert lun.hctl is not None
+            store = backstore_name(lun, lun.hctl)
+            for iqn in target.initiator_iqns:
+                acl = have.acls.get(iqn)
+                mapped = acl.mapped.get(lun.lun) if acl else None
+                if mapped is None or have.luns.get(mapped) != store:
+                    found.append("LUN %d of %s is not mapped to %s for %s" % (
+                        lun.lun, target.iqn, lun.hctl, iqn))
+    return found
+
+

@@ -1,0 +1,1 @@
+"""tgt (userspace target): tgtadm against a running tgtd."""

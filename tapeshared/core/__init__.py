@@ -1,0 +1,1 @@
+"""The pure core (stdlib only): value types, errors, identity, desired state, plans."""

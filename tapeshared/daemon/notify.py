@@ -1,0 +1,124 @@
+"""Readiness and watchdog notification: systemd's NOTIFY_SOCKET, or a SysV parent's pipe."""
+
+import logging
+import os
+import socket
+import time
+from typing import Callable, Dict, Optional
+
+log = logging.getLogger(__name__)
+
+_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+class Notifier:
+    """sd_notify(3) without libsystemd: one datagram per message, never raising.
+
+    Built from the environment once; the variables are then removed so the
+    commands the daemon runs (a target's init script) do not inherit them.
+    """
+
+    def __init__(self, address: Optional[str] = None, watchdog_usec: int = 0,
+                 ready_fd: int = -1, clock: Callable[[], float] = time.monotonic) -> None:
+        self.address = address
+        self.ready_fd = ready_fd
+        self.clock = clock
+        self.interval: Optional[float] = watchdog_usec / 2e6 if watchdog_usec > 0 else None
+        self.next_ping = clock()
+        self._sock: Optional[socket.socket] = None
+        self._last_status = ""
+
+    @classmethod
+    def from_environ(cls, environ: Optional[Dict[str, str]] = None, unset: bool = True,
+                     ready_fd: int = -1) -> "Notifier":
+        """The notifier systemd asked for (a no-op one without NOTIFY_SOCKET)."""
+        env = os.environ if environ is None else environ
+        address = env.get("NOTIFY_SOCKET") or None
+        usec = 0
+        try:
+            usec = int(env.get("WATCHDOG_USEC", "0") or 0)
+        except ValueError:
+            log.warning("ignoring WATCHDOG_USEC=%r: not a number", env.get("WATCHDOG_USEC"))
+        pid = env.get("WATCHDOG_PID")
+        if usec and pid and pid != str(os.getpid()):
+            log.debug("WATCHDOG_PID=%s is not us (%d): no watchdog pings", pid, os.getpid())
+            usec = 0
+        if unset and environ is None:
+            for name in _ENV:
+                os.environ.pop(name, None)
+        return cls(address, usec, ready_fd)
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+    def _socket_address(self) -> str:
+        assert self.address is not None
+        # '@' names an abstract socket: a leading NUL byte on the wire.
+        return "\0" + self.address[1:] if self.address.startswith("@") else self.address
+
+    def send(self, **fields: object) -> bool:
+        """Send KEY=value lines (READY=1, STATUS=...); False if not delivered."""
+        if "READY" in fields and self.ready_fd >= 0:
+            self._release_parent()
+        if self.address is None:
+            return False
+        text = "".join("%s=%s\n" % (k, str(v).replace("\n", " ")) for k, v in fields.items())
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.sendto(text.encode("utf-8", "replace"), self._socket_address())
+        except OSError as exc:
+            log.debug("sd_notify to %s failed: %s", self.address, exc)
+            return False
+        log.debug("sd_notify: %s", text.strip().replace("\n", " "))
+        return True
+
+    def status(self, text: str) -> None:
+        """STATUS= for `systemctl status`, sent only when it changes."""
+        if text != self._last_status:
+            self._last_status = text
+            self.send(STATUS=text)
+
+    def ready(self, status: str) -> None:
+        self._last_status = status
+        self.send(READY=1, STATUS=status)
+
+    def reloading(self) -> None:
+        self.send(RELOADING=1, MONOTONIC_USEC=int(time.monotonic() * 1e6))
+
+    def stopping(self) -> None:
+        self.send(STOPPING=1)
+
+    def ping_due(self) -> Optional[float]:
+        """Monotonic time of the next watchdog ping, or None without a watchdog."""
+        return self.next_ping if self.interval else None
+
+    def ping_if_due(self) -> None:
+        """WATCHDOG=1 when half the watchdog interval has passed since the last one."""
+        if not self.interval:
+            return
+        now = self.clock()
+        if now >= self.next_ping:
+            self.send(WATCHDOG=1)
+            self.next_ping = now + self.interval
+
+    def keepalive_sleep(self, seconds: float) -> None:
+        """A sleep for blocking waits inside an apply that keeps the watchdog fed."""
+        self.ping_if_due()
+        time.sleep(seconds)
+        self.ping_if_due()
+
+    def _release_parent(self) -> None:
+        """Tell a waiting SysV parent (`run --detach`) that we are ready."""
+        try:
+            os.write(self.ready_fd, b"1")
+            os.close(self.ready_fd)
+        except OSError as exc:
+            log.debug("readiness pipe: %s", exc)
+        self.ready_fd = -1
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

@@ -1,0 +1,1 @@
+"""nftables: our own inet table."""

@@ -1,0 +1,237 @@
+"""The firewall rule spec (pure): what must be allowed, validated, and the shared result types."""
+
+# Policy, per address family (4 and 6), shared by the iptables and nft renderings:
+# - accept tcp to `port` from every source of that family to every portal of that
+#   family (any destination when the spec has no portals at all);
+# - then, if reject_others, reject (tcp reset) all other tcp to `port` for each
+#   portal of that family; a family that has no portal of its own (or a spec with
+#   no portals) rejects tcp to `port` on any address. So a family without sources
+#   is closed, never open: nothing wider than the configured initiators reaches
+#   the port, whichever addresses the target happens to listen on.
+# Our chain (iptables) or table (nft) is wholly ours: any rule in it that we did
+# not render is drift and is removed, since it could widen access. Outside it we
+# only ever touch rules carrying our comment (the jump).
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from tapeshared.core.errors import ConfigError, TransientError
+from tapeshared.core.model import Config
+from tapeshared.core.names import chain_problem, parent_chain_problem
+from tapeshared.core.plan import FileChange
+
+COMMENT = "tapeshared"
+FAMILIES = (4, 6)
+
+
+@dataclass(frozen=True)
+class FirewallSpec:
+    """What the firewall must allow: these sources to these portals on port."""
+
+    chain: str = "TAPESHARED"
+    parent: str = "INPUT"
+    port: int = 3260
+    portals: Tuple[str, ...] = ()
+    sources: Tuple[str, ...] = ()
+    reject_others: bool = True
+
+
+@dataclass(frozen=True)
+class FirewallStatus:
+    """Desired rules found, desired rules missing, and rules that should not be."""
+
+    present: Tuple[str, ...] = ()
+    missing: Tuple[str, ...] = ()
+    extra: Tuple[str, ...] = ()
+    misordered: bool = False
+
+    @property
+    def clean(self) -> bool:
+        """True when the firewall is exactly as desired."""
+        return not (self.missing or self.extra or self.misordered)
+
+
+@dataclass(frozen=True)
+class FirewallState:
+    """One read of the firewall: per table label (iptables, ip6tables, nft) the
+    adapter's parsed view, or why it could not be read; the save files' bytes."""
+
+    tables: Mapping[str, object] = field(default_factory=dict)
+    errors: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, Optional[bytes]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FirewallPlan:
+    """What apply would do: batches per table label, save files; and per label
+    why it cannot be brought in step now (a missing parent chain, no IPv6)."""
+
+    actions: Tuple[str, ...] = ()
+    batches: Tuple[Tuple[str, str], ...] = ()  # (label, restore text or nft script)
+    files: Tuple[FileChange, ...] = ()
+    errors: Tuple[Tuple[str, str], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.batches or self.files)
+
+
+class Conveniences:
+    """ensure/inspect/pending over an adapter's observe, plan, status and apply
+    (for the CLI, tests and one-off use; the reconciler calls the four itself)."""
+
+    def observe(self, spec: FirewallSpec) -> FirewallState:
+        raise NotImplementedError
+
+    def plan(self, state: FirewallState, spec: FirewallSpec) -> FirewallPlan:
+        raise NotImplementedError
+
+    def status(self, state: FirewallState, spec: FirewallSpec) -> FirewallStatus:
+        raise NotImplementedError
+
+    def apply(self, plan: FirewallPlan, spec: FirewallSpec) -> List[str]:
+        raise NotImplementedError
+
+    def ensure(self, spec: FirewallSpec) -> List[str]:
+        """Bring every readable family to spec now; TransientError names the rest."""
+        plan = self.plan(self.observe(spec), spec)
+        done = self.apply(plan, spec)
+        if plan.errors:
+            raise TransientError("firewall: %s" % "; ".join(
+                "%s: %s" % item for item in plan.errors))
+        return done
+
+    def inspect(self, spec: FirewallSpec) -> FirewallStatus:
+        """Desired versus actual rules now."""
+        return self.status(self.observe(spec), spec)
+
+    def pending(self, spec: FirewallSpec) -> List[str]:
+        """The actions ensure would take now."""
+        return list(self.plan(self.observe(spec), spec).actions)
+
+
+def spec_for(config: Config, portals: Sequence[str]) -> FirewallSpec:
+    """Exactly the configured initiators to the portal port; nothing when the
+    configured portal has no address right now."""
+    settings = config.globals
+    sources: Set[str] = set()
+    for export in config.exports:
+        for network in export.initiators:
+            sources.update(("0.0.0.0/0", "::/0") if network == "ALL" else (network,))
+    if settings.portal and not portals:
+        sources = set()
+    return FirewallSpec(chain=settings.firewall_chain, parent=settings.firewall_parent,
+                        port=settings.port, portals=tuple(sorted(portals)),
+                        sources=tuple(sorted(sources)))
+
+
+def normalize_sources(values: Iterable[str]) -> Tuple[str, ...]:
+    """Return sources as sorted, unique CIDR strings; ValueError names a bad one."""
+    nets = set()
+    for value in values:
+        try:
+            net = ipaddress.ip_network(str(value).strip(), strict=True)
+        except ValueError as exc:
+            raise ValueError("firewall source %r is not an address or network "
+                             "with zero host bits: %s" % (value, exc))
+        _refuse_mapped("source", value, net.network_address, net.prefixlen >= 96)
+        nets.add(net)
+    return tuple(str(n) for n in sorted(nets, key=lambda n: (n.version, n)))
+
+
+def normalize_portals(values: Iterable[str]) -> Tuple[str, ...]:
+    """Return portal addresses sorted and unique; ValueError names a bad one."""
+    addrs = set()
+    for value in values:
+        try:
+            addr = ipaddress.ip_address(str(value).strip())
+        except ValueError as exc:
+            raise ValueError("firewall portal %r is not an IP address: %s" % (value, exc))
+        _refuse_mapped("portal", value, addr, True)
+        addrs.add(addr)
+    return tuple(str(a) for a in sorted(addrs, key=lambda a: (a.version, a)))
+
+
+def _refuse_mapped(what: str, value: str, addr: object, whole: bool) -> None:
+    # Netfilter sees IPv4 clients as IPv4 packets, and the tools print mapped
+    # addresses in forms of their own: the IPv4 form is the only one that works.
+    mapped = getattr(addr, "ipv4_mapped", None)
+    if mapped is not None and whole:
+        raise ValueError("firewall %s %r is an IPv4-mapped IPv6 address; write it "
+                         "as IPv4 (%s)" % (what, value, mapped))
+
+
+def validated(spec: FirewallSpec) -> FirewallSpec:
+    """Return spec with normalized addresses; ValueError on anything unusable."""
+    problem = chain_problem(spec.chain)
+    if problem:
+        raise ValueError("firewall chain %r: %s" % (spec.chain, problem))
+    problem = parent_chain_problem(spec.parent)
+    if problem:
+        raise ValueError("firewall parent %r: %s" % (spec.parent, problem))
+    if spec.chain == spec.parent:
+        raise ValueError("firewall chain and parent are both %r" % spec.chain)
+    if isinstance(spec.port, bool) or not isinstance(spec.port, int) \
+            or not 0 < spec.port < 65536:
+        raise ValueError("firewall port %r is not in 1-65535" % (spec.port,))
+    return FirewallSpec(spec.chain, spec.parent, spec.port,
+                        normalize_portals(spec.portals),
+                        normalize_sources(spec.sources), bool(spec.reject_others))
+
+
+def checked(spec: FirewallSpec) -> FirewallSpec:
+    """validated(), with a bad spec raised as the configuration error it is."""
+    try:
+        return validated(spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc))
+
+
+def _version(text: str) -> int:
+    return ipaddress.ip_network(text, strict=False).version
+
+
+def family_sources(spec: FirewallSpec, family: int) -> List[str]:
+    """Sources of one address family (4 or 6), CIDR form."""
+    return [s for s in spec.sources if _version(s) == family]
+
+
+def family_portals(spec: FirewallSpec, family: int) -> List[Optional[str]]:
+    """Portals of one family; [None] (any address) when the spec names none."""
+    if not spec.portals:
+        return [None]
+    return [p for p in spec.portals if _version(p) == family]
+
+
+def cidr(text: str) -> str:
+    """An address or network in CIDR form."""
+    return str(ipaddress.ip_network(text, strict=False))
+
+
+def diff_rules(desired: Sequence[str], actual: Sequence[str]) -> FirewallStatus:
+    """Compare rule strings as multisets, and their order when the sets agree."""
+    left = list(actual)
+    present, missing = [], []  # type: List[str], List[str]
+    for rule in desired:
+        if rule in left:
+            left.remove(rule)
+            present.append(rule)
+        else:
+            missing.append(rule)
+    misordered = not missing and not left and list(desired) != list(actual)
+    return FirewallStatus(tuple(present), tuple(missing), tuple(left), misordered)
+
+
+def merge_status(parts: Iterable[FirewallStatus]) -> FirewallStatus:
+    """One status out of several (families, jump and chain)."""
+    present, missing, extra = [], [], []  # type: List[str], List[str], List[str]
+    misordered = False
+    for part in parts:
+        present += part.present
+        missing += part.missing
+        extra += part.extra
+        misordered = misordered or part.misordered
+    return FirewallStatus(tuple(present), tuple(missing), tuple(extra), misordered)
+
+

@@ -1,0 +1,1 @@
+"""Adapters to the host: commands, files, locks, retries, udev, netlink."""

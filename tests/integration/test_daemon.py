@@ -1,0 +1,254 @@
+"""The daemon as a real process fed real udev events (umockdev), real signals and a
+real NOTIFY_SOCKET, exporting through the IET stand-in."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from support.daemonrun import (
+    SERIAL,
+    TAPE0,
+    DaemonRun,
+    hctl_line,
+    in_netns,
+    needs_daemon,
+    netns_wrapper,
+    wait_for,
+)
+from support.paths import ROOT
+from support.udevbed import Bed
+
+
+@pytest.fixture
+def run(ietroot):
+    made = []
+
+    def make(**kw):
+        bed = Bed()
+        daemon = DaemonRun(bed, ietroot, **kw)
+        made.append((bed, daemon))
+        return daemon
+
+    yield make
+    for bed, daemon in made:
+        try:
+            daemon.close()
+        finally:
+            bed.close()
+
+
+@needs_daemon
+def test_add_change_remove_return_at_new_address(run, ietroot):
+    d = run()
+    ready = d.start()
+    assert "1 device absent" in ready.get("STATUS", ""), ready
+    base = ietroot.restarts
+    assert "Target iqn.2007-04.com.example:tape0" in d.ietd()
+
+    added_at = time.monotonic()
+    path = d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd() and ietroot.restarts == base + 1,
+             what="the export after add")
+    assert time.monotonic() - added_at < 3
+    assert "lun:0" in ietroot.read(ietroot.volume)
+    d.notify.wait("STATUS", "1 export ok")
+
+    last = d.settle()
+    d.bed.uevent(path, "change")
+    last = d.wait_pass(last)
+    assert ietroot.restarts == base + 1, "a change uevent must not restart the target"
+
+    d.bed.remove(path)
+    d.wait_pass(last)
+    assert ietroot.restarts == base + 1, "absent = keep: no restart when the tape goes"
+    assert hctl_line("1:0:6:0") in d.ietd()
+    d.notify.wait("STATUS", "0 exports ok, 1 degraded, 1 device absent (last address kept)")
+
+    returned_at = time.monotonic()
+    d.bed.add_tape("3:0:2:0", serial=SERIAL, st_index=1, sg_index=1)
+    wait_for(lambda: hctl_line("3:0:2:0") in d.ietd() and ietroot.restarts == base + 2,
+             what="the export to follow the tape to 3:0:2:0")
+    assert time.monotonic() - returned_at < 3
+    d.settle()
+    assert ietroot.restarts == base + 2, "exactly one restart for the renumbering"
+    assert hctl_line("1:0:6:0") not in d.ietd()
+    # structured fields (journal) are shown in text logs too
+    assert ("INFO: [export tape0] LUN 0 (serial:%s): present at 3:0:2:0 [target=iqn.2007-04"
+            ".com.example:tape0 serial=%s hctl=3:0:2:0]" % (SERIAL, SERIAL)) in d.text()
+    assert d.stop() == 0
+
+
+@needs_daemon
+def test_burst_of_300_change_events_is_coalesced_without_restart(run, ietroot):
+    d = run()
+    path = d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    last = d.settle()
+    base = ietroot.restarts
+    for _ in range(300):
+        d.bed.uevent(path, "change")
+    d.wait_pass(last)
+    passes = d.settle() - last
+    assert 1 <= passes <= 3, "300 uevents made %d passes" % passes
+    assert ietroot.restarts == base
+    assert d.text().count("DEBUG: uevent change") == 300, "every uevent reached the daemon"
+
+
+@needs_daemon
+def test_sighup_good_then_bad_config_and_sigterm_keeps_export(run, ietroot):
+    d = run()
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    d.settle()
+    base = ietroot.restarts
+
+    ietroot.write_config(TAPE0.replace("192.0.2.10", "192.0.2.10, 192.0.2.11"),
+                         restart_retries="1")
+    sent = time.monotonic()
+    d.signal(signal.SIGHUP)
+    d.notify.wait("RELOADING", "1", after=sent)
+    d.notify.wait("READY", "1", after=sent)
+    wait_for(lambda: "192.0.2.11" in (ietroot.read(ietroot.allow) or ""),
+             what="initiators.allow to follow the reload")
+    assert ietroot.restarts == base, "an access change needs no restart"
+
+    conf_before = d.ietd()
+    ietroot.write_config(TAPE0 + "bogus = 1\n", restart_retries="1")
+    sent = time.monotonic()
+    d.signal(signal.SIGHUP)
+    d.notify.wait("RELOADING", "1", after=sent)
+    ready = d.notify.wait("READY", "1", after=sent)
+    assert "last good configuration kept" in ready["STATUS"]
+    line = wait_for(lambda: [ln for ln in d.text().splitlines() if "reload refused" in ln],
+                    what="the reload error in the log")[0]
+    assert d.conf in line and "[export tape0]" in line and "bogus" in line, line
+    d.settle()
+    assert d.ietd() == conf_before and ietroot.restarts == base
+
+    sent = time.monotonic()
+    assert d.stop() == 0
+    d.notify.wait("STOPPING", "1", after=sent, timeout=2)
+    assert hctl_line("1:0:6:0") in d.ietd(), "stop_action = keep leaves the export up"
+    assert "tid:1 name:iqn.2007-04.com.example:tape0" in ietroot.read(ietroot.volume)
+    assert ietroot.restarts == base
+
+
+@needs_daemon
+def test_stop_action_unexport_removes_the_target(run, ietroot):
+    d = run(stop_action="unexport")
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    assert d.stop() == 0
+    assert "Target iqn.2007-04.com.example:tape0" not in d.ietd()
+    assert "tape0" not in (ietroot.read(ietroot.volume) or "")
+    assert "unexported the managed targets" in d.text()
+
+
+@needs_daemon
+def test_failed_apply_backs_off_without_blocking_the_loop(run, ietroot):
+    with open(ietroot.path("standin/fail_restarts"), "w") as handle:
+        handle.write("2")
+    d = run(watchdog_usec=400000)
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    ready = d.start()
+    assert "apply failed" in ready["STATUS"] and "next attempt in 1s" in ready["STATUS"]
+    second = wait_for(lambda: [m for m in d.notify.find("STATUS")
+                               if "next attempt in 2s" in m["STATUS"]], timeout=5,
+                      what="the second failure")[0]
+    d.notify.wait("STATUS", "1 export ok", timeout=10)
+    ok = [(t, m) for t, m in d.notify.messages if m.get("STATUS") == "1 export ok"][0]
+    assert "next attempt in 2s" in second["STATUS"], second
+    first_t = [t for t, m in d.notify.messages if m.get("READY") == "1"][0]
+    assert ok[0] - first_t >= 2.5, "1 s then 2 s of back-off"
+    pings = [t for t, m in d.notify.messages if m.get("WATCHDOG") == "1"
+             and first_t <= t <= ok[0]]
+    assert len(pings) >= 8, "the watchdog is fed while waiting to retry: %d" % len(pings)
+    assert ietroot.counter("failed_restarts") == 2 and ietroot.restarts == 1
+    # the same error again is logged once (then at DEBUG), and the recovery once
+    assert d.text().count("ERROR: apply failed") == 1
+    assert d.text().count("INFO: apply succeeded again") == 1
+
+
+@needs_daemon
+def test_periodic_resync_repairs_drift_and_idles(run, ietroot):
+    d = run(resync_interval="1")
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    base = ietroot.restarts
+    os.unlink(ietroot.ietd_conf)  # drift, and no event tells the daemon
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), timeout=5,
+             what="the resync to rewrite ietd.conf")
+    wait_for(lambda: ietroot.restarts == base + 1, what="one restart after the repair")
+    with open("/proc/%d/stat" % d.proc.pid) as handle:
+        ticks0 = sum(int(x) for x in handle.read().rsplit(")", 1)[1].split()[11:13])
+    time.sleep(2.5)
+    with open("/proc/%d/stat" % d.proc.pid) as handle:
+        ticks1 = sum(int(x) for x in handle.read().rsplit(")", 1)[1].split()[11:13])
+    assert len(re.findall(r"DEBUG: pass \d+ \(resync\)", d.text())) >= 3
+    assert ticks1 - ticks0 < 0.5 * os.sysconf("SC_CLK_TCK"), "the loop must not spin"
+    assert ietroot.restarts == base + 1
+
+
+@needs_daemon
+@needs_daemon
+def test_portal_address_events_move_the_firewall_rule(run, ietroot):
+    if netns_wrapper() is None or shutil.which("iptables") is None:
+        pytest.skip("needs a private network namespace (unshare -n) and iptables")
+    d = run(portal="lo", firewall="iptables")
+    d.start()
+    pid = d.proc.pid
+    rules = lambda: in_netns(pid, "iptables", "-w", "-S", "TAPESHARED")  # noqa: E731
+    assert "ACCEPT" not in rules()  # the portal has no address yet: nothing is open
+    last = d.settle()
+    in_netns(pid, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
+    d.wait_pass(last)
+    assert re.search(r"DEBUG: pass \d+ \(addrs\)", d.text())
+    wait_for(lambda: "-s 192.0.2.10/32 -d 192.0.2.1/32" in rules(), what="rule to portal")
+    in_netns(pid, "ip", "addr", "del", "192.0.2.1/32", "dev", "lo")
+    wait_for(lambda: "ACCEPT" not in rules(), what="rule gone with the address")
+
+
+UDEV_OVERFLOW = r"""
+import subprocess, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from tapeshared.host.udev import UdevWatch
+watch = UdevWatch(subsystems=("net",), source="kernel", receive_buffer=1)
+with tempfile.NamedTemporaryFile("w", suffix=".batch") as batch:
+    batch.write("".join("link add b%d type bridge\n" % i for i in range(64)))
+    batch.flush()
+    subprocess.run(["ip", "-batch", batch.name], check=True)
+resync = watch.drain()
+print("overflow", resync, watch.errors)
+subprocess.run(["ip", "link", "add", "late", "type", "bridge"], check=True)
+import select
+select.select([watch], [], [], 5)
+print("after", watch.drain(), watch.events)
+"""
+
+
+@pytest.mark.netns
+def test_udev_monitor_overflow_reopens_and_asks_for_resync():
+    # umockdev cannot overflow a monitor (its sender aborts on a full queue), so
+    # this uses a real kernel uevent socket in a private netns, flooded by bridges.
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")}
+    try:
+        out = subprocess.run(["unshare", "-n", sys.executable, "-c", UDEV_OVERFLOW, ROOT],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed")
+    if out.returncode != 0 and "Operation not permitted" in out.stderr:
+        pytest.skip("no permission for a private network namespace")
+    assert out.returncode == 0, out.stderr
+    assert "overflow True 1" in out.stdout, out.stdout + out.stderr
+    assert "udev monitor failed" in out.stderr
+    assert "after True" in out.stdout, "the re-opened monitor delivers events again"

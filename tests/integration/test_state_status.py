@@ -1,0 +1,179 @@
+"""State file (schema, atomic, no secrets) and `tapeshared status` LSB exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from support.paths import ROOT
+
+from tapeshared import config
+from tapeshared.core.desired import desired_state
+from tapeshared.core.model import Device, Hctl
+from tapeshared.daemon.statefile import SCHEMA, StateFile, process_start, read_state
+from tapeshared.reconcile import Report
+
+SECRET = "s3cr3t-Chap-Pass"
+TAPE0 = """[export tape0]
+serial = NOSUCHTAPE0
+initiators = 192.0.2.10
+incoming_user = backup
+incoming_secret_file = %s
+"""
+
+
+def setup_root(ietroot, **extra):
+    ietroot.write_config(TAPE0 % ietroot.secret("chap", SECRET), **extra)
+    return config.load(ietroot.conf)
+
+
+def state_file(cfg, devices=(), actions=(), error=None):
+    state = StateFile(cfg.globals.state_dir, cfg.globals.resync_interval)
+    report = Report(devices=list(devices), desired=desired_state(cfg, list(devices)),
+                    actions=list(actions), started=time.time(), seconds=0.01)
+    state.record(report, error, 4.0 if error else None)
+    return state
+
+
+def test_state_is_versioned_json_without_secrets(ietroot):
+    cfg = setup_root(ietroot)
+    tape = Device(hctl=Hctl.parse("1:0:6:0"), type=1, serial="NOSUCHTAPE0", nst="/dev/nst0")
+    state = state_file(cfg, [tape], ["restarted the target"])
+    state.write()
+    raw = open(state.path).read()
+    data = json.loads(raw)
+    assert data["schema"] == SCHEMA == 1
+    assert data["pid"] == os.getpid() and data["pid_start"] == process_start(os.getpid())
+    assert data["running"] is True
+    assert data["devices"][0]["hctl"] == "1:0:6:0"
+    assert data["exports"][0]["luns"][0]["status"] == "present"
+    assert data["exports"][0]["luns"][0]["nodes"] == {"nst": "/dev/nst0"}
+    assert data["last_change"]["actions"] == ["restarted the target"]
+    assert SECRET not in raw and "backup" not in raw, "no CHAP users or secrets"
+    assert read_state(state.path)["schema"] == 1
+
+
+def test_state_write_is_atomic_and_skipped_when_equal(ietroot):
+    cfg = setup_root(ietroot)
+    state = state_file(cfg)
+    state.write()
+    inode = os.stat(state.path).st_ino
+    os.utime(state.path, (1, 1))
+    state.write()  # same content: not rewritten, only touched (freshness)
+    info = os.stat(state.path)
+    assert info.st_ino == inode and info.st_mtime > 1
+    state.set("running", False)
+    state.write()
+    assert os.stat(state.path).st_ino != inode, "replaced by rename, not rewritten in place"
+    assert sorted(os.listdir(os.path.dirname(state.path))) == ["state.json"]
+
+
+def status(ietroot, *extra):
+    out = subprocess.run([sys.executable, "-m", "tapeshared", "-c", ietroot.conf, "status"]
+                         + list(extra), cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    return out.returncode, out.stdout + out.stderr
+
+
+@pytest.fixture
+def live_child():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield child
+    child.kill()
+    child.wait()
+
+
+def exported(ietroot):
+    """A running stand-in target exporting tape0 (LUN absent: nothing to verify)."""
+    out = subprocess.run([sys.executable, "-m", "tapeshared", "-c", ietroot.conf, "apply"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "tid:1 name:iqn.2007-04.com.example:tape0" in ietroot.read(ietroot.volume)
+
+
+def daemon_state(cfg, pid, **changes):
+    state = state_file(cfg)
+    state.set("pid", pid)
+    state.set("pid_start", process_start(pid))
+    for key, value in changes.items():
+        state.set(key, value)
+    state.write()
+    return state
+
+
+def test_status_ok_with_a_live_daemon(ietroot, live_child):
+    cfg = setup_root(ietroot)
+    exported(ietroot)
+    ietroot.set_sessions(["tid:1 name:iqn.2007-04.com.example:tape0",
+                          "\tsid:1 initiator:iqn.1993-08.org.debian:01:abc",
+                          "\t\tcid:0 ip:192.0.2.10 state:active hd:none dd:none"])
+    daemon_state(cfg, live_child.pid)
+    code, text = status(ietroot)
+    assert code == 0, text
+    assert "daemon: running (pid %d" % live_child.pid in text
+    assert "export tape0 (iqn.2007-04.com.example:tape0): exported, verified; " \
+           "1 initiator connected" in text
+    assert "initiator iqn.1993-08.org.debian:01:abc from 192.0.2.10" in text
+    code, text = status(ietroot, "--json")
+    doc = json.loads(text)
+    assert code == doc["exit_code"] == 0
+    assert doc["daemon"]["health"] == "running" and doc["daemon"]["pid"] == live_child.pid
+    assert doc["exports"][0]["sessions"][0]["addresses"] == ["192.0.2.10"]
+    assert SECRET not in text
+
+
+def test_status_150_when_running_but_an_export_is_broken(ietroot, live_child):
+    cfg = setup_root(ietroot)
+    exported(ietroot)
+    os.unlink(ietroot.volume)  # ietd died
+    daemon_state(cfg, live_child.pid)
+    code, text = status(ietroot)
+    assert code == 150, text
+    assert "NOT exported" in text and "ietd is not running" in text
+    exported(ietroot)
+    state = daemon_state(cfg, live_child.pid)
+    state.record(Report(desired=desired_state(cfg, []), started=time.time()),
+                 "apply failed: boom", 8.0)
+    state.write()
+    assert status(ietroot)[0] == 150
+
+
+def test_status_3_when_not_running_still_shows_the_target(ietroot):
+    cfg = setup_root(ietroot)
+    exported(ietroot)
+    code, text = status(ietroot)
+    assert code == 3 and "daemon: not running" in text
+    assert "exported, verified" in text, "status works without the daemon"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    daemon_state(cfg, dead.pid)
+    code, text = status(ietroot, "--json")
+    assert code == 3 and json.loads(text)["daemon"]["health"] == "not running"
+    daemon_state(cfg, os.getpid(), running=False)  # a clean stop leaves running = false
+    assert status(ietroot)[0] == 3
+
+
+def test_status_detects_a_reused_pid(ietroot, live_child):
+    cfg = setup_root(ietroot)
+    daemon_state(cfg, live_child.pid, pid_start=1)
+    assert status(ietroot)[0] == 3
+
+
+def test_status_4_when_the_state_is_unreadable_or_stale(ietroot, live_child):
+    cfg = setup_root(ietroot)
+    exported(ietroot)
+    state = daemon_state(cfg, live_child.pid)
+    os.utime(state.path, (time.time() - 1000, time.time() - 1000))
+    code, text = status(ietroot)
+    assert code == 4 and "daemon: stale" in text
+    with open(state.path, "w") as handle:
+        handle.write("{not json")
+    code, text = status(ietroot)
+    assert code == 4 and "state:" in text
+    with open(state.path, "w") as handle:
+        json.dump({"schema": 99}, handle)
+    assert status(ietroot)[0] == 4

@@ -1,0 +1,1 @@
+"""Test helpers shared by the tiers: testbeds, the IET stand-in, netns, builders."""

@@ -1,0 +1,138 @@
+"""Test helpers: private network namespaces, a namespaced Runner, TCP probes."""
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from typing import List, Optional, Sequence
+
+from tapeshared.host.runner import Result, Runner
+
+LISTENER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+s.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.close()
+"""
+
+CLIENT = r"""
+import socket, sys
+src, dst, port, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.settimeout(limit)
+s.bind((src, 0))
+try:
+    s.connect((dst, port))
+    print("connected")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")
+except OSError as exc:
+    print("error %s" % exc)
+"""
+
+
+def skip_reason(tools: Sequence[str]) -> Optional[str]:
+    """Why namespace tests cannot run here, or None if they can."""
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    for tool in ["ip"] + list(tools):
+        if shutil.which(tool) is None:
+            return "%s is not installed" % tool
+    probe = "tsfw-probe-%s" % uuid.uuid4().hex[:8]
+    made = subprocess.run(["ip", "netns", "add", probe], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    if made.returncode != 0:
+        return "ip netns add failed: %s" % made.stderr.strip()
+    subprocess.run(["ip", "netns", "del", probe], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return None
+
+
+class Netns:
+    """A named network namespace that exists until delete()."""
+
+    def __init__(self, prefix: str = "tsfw") -> None:
+        self.name = "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self.run(["ip", "link", "set", "lo", "up"])
+
+    def argv(self, argv: Sequence[str]) -> List[str]:
+        return ["ip", "netns", "exec", self.name] + list(argv)
+
+    def run(self, argv: Sequence[str], check: bool = True,
+            input_text: Optional[str] = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(self.argv(argv), input=input_text, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True,
+                              timeout=30)
+        if check and proc.returncode != 0:
+            raise AssertionError("%s failed: rc=%d %s" % (
+                " ".join(argv), proc.returncode, proc.stderr))
+        return proc
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+class NetnsRunner(Runner):
+    """A Runner whose commands all run inside one network namespace."""
+
+    def __init__(self, ns: Netns) -> None:
+        super().__init__(timeout=30.0)
+        self.ns = ns
+        self.calls = []  # type: List[List[str]]
+
+    def run(self, argv: Sequence[str], check: bool = True, timeout: Optional[float] = None,
+            input_text: Optional[str] = None, quiet: bool = False) -> Result:
+        self.calls.append(list(argv))
+        result = super().run(self.ns.argv(argv), check=check, timeout=timeout,
+                             input_text=input_text, quiet=quiet)
+        result.argv = list(argv)
+        return result
+
+
+def link(portal: Netns, initiator: Netns, portal_addrs: Sequence[str],
+         initiator_addrs: Sequence[str]) -> None:
+    """Join two namespaces with a veth pair and put the addresses on its ends."""
+    end_a, end_b = "tsa%s" % portal.name[-6:], "tsb%s" % portal.name[-6:]
+    subprocess.run(["ip", "link", "add", end_a, "netns", portal.name, "type", "veth",
+                    "peer", "name", end_b, "netns", initiator.name], check=True)
+    for ns, end, addrs in ((portal, end_a, portal_addrs), (initiator, end_b, initiator_addrs)):
+        for addr in addrs:
+            extra = ["nodad"] if ":" in addr else []
+            ns.run(["ip", "addr", "add", addr, "dev", end] + extra)
+        ns.run(["ip", "link", "set", end, "up"])
+
+
+class Listener:
+    """A TCP listener on every address of a namespace, accepting and closing."""
+
+    def __init__(self, ns: Netns, port: int) -> None:
+        self.proc = subprocess.Popen(ns.argv([sys.executable, "-c", LISTENER, str(port)]),
+                                     stdout=subprocess.PIPE, universal_newlines=True)
+        line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
+        if line != "ready":
+            self.stop()
+            raise AssertionError("listener did not start: %r" % line)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def connect(ns: Netns, src: str, dst: str, port: int, limit: float = 2.0) -> str:
+    """One bounded connection attempt: connected, refused, timeout or error."""
+    proc = ns.run([sys.executable, "-c", CLIENT, src, dst, str(port), str(limit)])
+    return proc.stdout.strip()

@@ -1,0 +1,121 @@
+"""sd_notify over a real unix datagram socket: messages, abstract names, watchdog rules."""
+
+import os
+import socket
+
+from tapeshared.daemon.notify import Notifier
+
+
+def bound(address):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(2)
+    return sock
+
+
+def lines(sock):
+    return sock.recv(4096).decode().splitlines()
+
+
+def test_messages_reach_a_real_notify_socket(tmp_path):
+    path = str(tmp_path / "notify")
+    sock = bound(path)
+    notifier = Notifier.from_environ({"NOTIFY_SOCKET": path})
+    assert notifier.enabled
+    notifier.ready("1 export ok")
+    assert lines(sock) == ["READY=1", "STATUS=1 export ok"]
+    notifier.status("1 export ok")  # unchanged: not sent again
+    notifier.status("line one\nline two")
+    assert lines(sock) == ["STATUS=line one line two"]
+    notifier.reloading()
+    got = lines(sock)
+    assert got[0] == "RELOADING=1" and got[1].startswith("MONOTONIC_USEC=")
+    notifier.stopping()
+    assert lines(sock) == ["STOPPING=1"]
+    notifier.close()
+    sock.close()
+
+
+def test_abstract_socket_names():
+    name = "tapeshared-test-%d" % os.getpid()
+    sock = bound("\0" + name)
+    Notifier.from_environ({"NOTIFY_SOCKET": "@" + name}).send(READY=1)
+    assert lines(sock) == ["READY=1"]
+    sock.close()
+
+
+def test_watchdog_pings_at_half_the_interval(tmp_path):
+    path = str(tmp_path / "notify")
+    sock = bound(path)
+    now = [100.0]
+    notifier = Notifier(path, watchdog_usec=10000000, clock=lambda: now[0])
+    assert notifier.interval == 5.0
+    notifier.ping_if_due()
+    assert lines(sock) == ["WATCHDOG=1"]
+    now[0] += 4.9
+    notifier.ping_if_due()
+    now[0] += 0.2
+    notifier.ping_if_due()
+    assert lines(sock) == ["WATCHDOG=1"]
+    sock.settimeout(0.05)
+    try:
+        extra = sock.recv(4096)
+    except socket.timeout:
+        extra = None
+    assert extra is None, "pinged before half the interval had passed"
+    assert abs(notifier.ping_due() - 110.1) < 1e-9
+
+
+def test_watchdog_pid_of_another_process_is_ignored(tmp_path):
+    path = str(tmp_path / "notify")
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
+    assert Notifier.from_environ(env).interval is None
+    env["WATCHDOG_PID"] = str(os.getpid())
+    assert Notifier.from_environ(env).interval == 0.5
+    del env["WATCHDOG_PID"]
+    assert Notifier.from_environ(env).interval == 0.5
+
+
+def test_no_notify_socket_is_a_no_op(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    notifier = Notifier.from_environ()
+    assert not notifier.enabled
+    assert notifier.send(READY=1) is False
+    notifier.ready("x")
+    notifier.ping_if_due()
+    assert "WATCHDOG_USEC" not in os.environ, "children must not inherit the watchdog"
+
+
+def test_unreachable_socket_does_not_raise(tmp_path):
+    notifier = Notifier(str(tmp_path / "nobody-listens"))
+    assert notifier.send(READY=1) is False
+
+
+def test_sysv_parent_pipe_gets_readiness():
+    reader, writer = os.pipe()
+    notifier = Notifier(None, ready_fd=writer)
+    notifier.ready("ok")
+    assert os.read(reader, 10) == b"1"
+    assert os.read(reader, 10) == b"", "the pipe is closed after readiness"
+    os.close(reader)
+
+
+def test_log_target_auto_follows_journal_stream(monkeypatch, tmp_path):
+    import logging
+    import sys
+
+    from tapeshared.daemon import logsetup
+    err = open(str(tmp_path / "stderr"), "w")
+    info = os.fstat(err.fileno())
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setenv("JOURNAL_STREAM", "%d:%d" % (info.st_dev, info.st_ino))
+    monkeypatch.setattr(logsetup, "JOURNAL_SOCKET", str(tmp_path / "no-journald"))
+    handler = logsetup.choose("auto")  # stderr is the journal, python-systemd unusable
+    record = logging.LogRecord("t", logging.WARNING, __file__, 1, "moved %s", ("x",), None)
+    record.TAPESHARED_HCTL = "3:0:2:0"
+    assert handler.format(record) == "<4>moved x [hctl=3:0:2:0]"
+    monkeypatch.delenv("JOURNAL_STREAM")
+    plain = logsetup.choose("stderr").format(record)
+    assert plain == "tapeshared: WARNING: moved x [hctl=3:0:2:0]"
+    err.close()
