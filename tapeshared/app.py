@@ -67,7 +67,7 @@ def reconciler(config: Config, sleep: Sleep = time.sleep) -> Reconciler:
     g = config.globals
     runner = Runner()
     return Reconciler(
-        config, backend(config, runner, sleep), udev.scan,
+        config, backend(config, runner, sleep), udev.observe,
         lambda: ApplyLock(g.lock_file, g.lock_timeout),
         firewall=firewall(config, runner),
         portals=lambda: addrwatch.resolve_portal(g.portal))

@@ -144,7 +144,11 @@ class Reconciler:
                 found.append(ExportView(target.name, target.iqn, False, False,
                                         ["the target was not read"], ()))
                 continue
-            wrong = self.backend.problems(snapshot, DesiredState(targets=(target,)))
+            # a refused LUN (squatter, clone, one drive named twice) is never
+            # "verified": the target cannot show what must not be exported
+            wrong = ["LUN %d (%s): %s" % (lun.lun, lun.match, lun.note)
+                     for lun in target.refused]
+            wrong += self.backend.problems(snapshot, DesiredState(targets=(target,)))
             exported = snapshot.running and target.iqn in snapshot.targets
             found.append(ExportView(target.name, target.iqn, exported,
                                     exported and not wrong, wrong,

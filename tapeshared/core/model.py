@@ -6,7 +6,11 @@ from typing import Any, Dict, Optional, Tuple
 
 TYPE_TAPE = 1
 TYPE_CHANGER = 8
-TYPE_NAMES = {TYPE_TAPE: "tape", TYPE_CHANGER: "changer"}
+TYPE_NAMES = {TYPE_TAPE: "tape", TYPE_CHANGER: "changer", 0: "disk", 3: "processor",
+              5: "cd/dvd", 7: "optical", 12: "raid", 13: "enclosure", 14: "rbc"}
+# Only these are exported; every other SCSI device is still observed, because
+# one may take a kept LUN's last address (a squatter).
+EXPORTABLE = (TYPE_TAPE, TYPE_CHANGER)
 _HCTL = re.compile(r"\A([0-9]+):([0-9]+):([0-9]+):([0-9]+)\Z")
 
 
@@ -56,7 +60,17 @@ class Device:
 
     @property
     def kind(self) -> str:
+        if self.type < 0:
+            return "type-unknown"
         return TYPE_NAMES.get(self.type, "type-%d" % self.type)
+
+    @property
+    def exportable(self) -> bool:
+        """A tape drive or a medium changer (the only kinds ever exported)."""
+        return self.type in EXPORTABLE
+
+    def __str__(self) -> str:
+        return "%s %s (%s)" % (self.kind, self.hctl, self.identity or "no identity")
 
     @property
     def identity(self) -> Optional[str]:
@@ -187,6 +201,11 @@ class Config:
     sources: Tuple[str, ...] = ()
 
 
+# LUN states that are refusals: a clone, a squatter at a kept address, one
+# drive named twice. They are problems in status until the cause is gone.
+REFUSED = ("ambiguous", "squatted", "duplicate")
+
+
 @dataclass(frozen=True)
 class LunState:
     """What one configured LUN should point at now, and why."""
@@ -195,8 +214,11 @@ class LunState:
     match: Match
     hctl: Optional[Hctl]
     device: Optional[Device]
-    status: str  # present | kept | absent | ambiguous
+    status: str  # present | kept | absent | ambiguous | squatted | duplicate
     note: str = ""
+    # squatted: the last address, still remembered (never exported) so that
+    # every pass checks it again and status reports it until the device returns
+    last: Optional[Hctl] = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +238,11 @@ class TargetState:
     def exported_luns(self) -> Tuple[LunState, ...]:
         """LUNs that are rendered into the target configuration."""
         return tuple(lun for lun in self.luns if lun.hctl is not None)
+
+    @property
+    def refused(self) -> Tuple[LunState, ...]:
+        """LUNs not exported because exporting would risk the wrong device."""
+        return tuple(lun for lun in self.luns if lun.status in REFUSED)
 
     @property
     def live_luns(self) -> Tuple[LunState, ...]:

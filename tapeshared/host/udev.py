@@ -1,4 +1,4 @@
-"""udev adapter, the only importer of pyudev: discovery of tapes and changers, the watch."""
+"""udev adapter, the only importer of pyudev: discovery of SCSI devices, the watch."""
 
 import logging
 import os
@@ -14,7 +14,7 @@ from tapeshared.core.identity import (
     serial_from_vpd80,
     wwn_from_vpd83,
 )
-from tapeshared.core.model import TYPE_CHANGER, TYPE_TAPE, Device, Hctl
+from tapeshared.core.model import EXPORTABLE, Device, Hctl
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +113,20 @@ def _is_node(path: str) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
-def device_from_udev(device: Any) -> Optional[Device]:
-    """A Device from a pyudev scsi_device, or None if not a tape or changer."""
+def device_from_udev(device: Any, every: bool = False) -> Optional[Device]:
+    """A Device from a pyudev scsi_device, or None if not a tape or changer.
+
+    With `every`, any SCSI device (a disk, an enclosure, one whose type cannot
+    be read: type -1): what sits at an address matters to `absent = keep`.
+    """
     if device.device_type != "scsi_device":
         return None
     raw_type = _attr(device, "type")
     try:
         kind = int((raw_type or b"").strip() or b"-1")
     except ValueError:
-        return None
-    if kind not in (TYPE_TAPE, TYPE_CHANGER):
+        kind = -1
+    if kind not in EXPORTABLE and not every:
         return None
     try:
         hctl = Hctl.parse(device.sys_name)
@@ -173,16 +177,25 @@ def device_from_udev(device: Any) -> Optional[Device]:
     return result
 
 
-def scan(context: Any = None) -> List[Device]:
-    """Every tape drive and changer the kernel knows now, sorted by H:C:T:L."""
+def observe(context: Any = None) -> List[Device]:
+    """Every SCSI device the kernel knows now, of any type, sorted by H:C:T:L.
+
+    What a pass reads: tapes and changers are exported, every other device is
+    seen so that a kept LUN's address held by a disk is never exported.
+    """
     import pyudev
     context = context or pyudev.Context()
     found = []
     for device in context.list_devices(subsystem="scsi"):
-        item = device_from_udev(device)
+        item = device_from_udev(device, every=True)
         if item is not None:
             found.append(item)
     return sorted(found, key=lambda d: d.hctl)
+
+
+def scan(context: Any = None) -> List[Device]:
+    """Every tape drive and changer the kernel knows now, sorted by H:C:T:L."""
+    return [device for device in observe(context) if device.exportable]
 
 
 # A tape brings st/nst plus six mode nodes (stNl, stNm, stNa, ...) and driver

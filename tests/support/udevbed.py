@@ -20,6 +20,9 @@ API (everything else is private):
 - ``add_tape(hctl, serial=..., wwn=..., ...) -> syspath`` of the scsi_device,
   creating host and target on demand; ``add_changer(...)`` is the same with
   type 8. See ``add_tape`` for the nodes, attributes and udev properties made.
+- ``add_disk(hctl, serial=..., wwn=..., type=0)``: any other SCSI device (a disk
+  by default, with a block sdX child; ``type=`` 3, 13, ... for a processor or an
+  enclosure), e.g. one that takes a tape's old address while it is away.
 - ``remove(syspath)``: "remove" uevents children first (and the target when it
   empties, as the kernel reaps it), then the tree is deleted.
 - ``uevent(syspath, action)``: one real uevent ("add", "change", "remove").
@@ -313,6 +316,22 @@ class Bed:
         """A medium changer (type 8): add_tape with changer defaults."""
         return self.add_tape(hctl, serial=serial, wwn=wwn, vendor=vendor, model=model,
                              rev=rev, type=CHANGER, **kw)
+
+    def add_disk(self, hctl: str, serial: Optional[Text] = "DISK000001",
+                 wwn: Optional[str] = "5000c50000d15c01", vendor: Text = "ATA",
+                 model: Text = "Virtual disk", rev: Text = "1.0", type: int = 0,
+                 block_index: int = 0, **kw: Any) -> str:
+        """A SCSI device that is not a tape or changer (default: a disk, type 0)."""
+        device = self.add_tape(hctl, serial=serial, wwn=wwn, vendor=vendor, model=model,
+                               rev=rev, type=type, **kw)
+        if type == 0:
+            name = "sd" + chr(ord("a") + block_index)
+            path = self._add("block", "block/" + name, device, {"dev": "8:%d\n" % (
+                16 * block_index), "size": "2097152\n"},
+                {"DEVNAME": "/dev/" + name, "DEVTYPE": "disk", "MAJOR": "8",
+                 "MINOR": str(16 * block_index)})
+            self.uevent(path, "add")
+        return device
 
     def _descendants(self, syspath: str) -> List[str]:
         """Device directories under syspath (those with a uevent file), deepest first."""

@@ -14,6 +14,10 @@ _ARGS = re.compile(r"\AH=([0-9]+),C=([0-9]+),I=([0-9]+),L=([0-9]+),Type=rawio\Z"
                    re.IGNORECASE)
 
 
+# a LUN not exported because its last address holds another device (see _target)
+_HELD = re.compile(r"\A\s*#\s*Lun\s+([0-9]+)\s.*; last address (\S+)\Z", re.IGNORECASE)
+
+
 def _target_line(line: str) -> Optional[str]:
     words = line.split()
     if len(words) >= 2 and words[0].lower() == "target" and not line.lstrip().startswith("#"):
@@ -67,7 +71,7 @@ def previous_luns(block: Optional[str]) -> Dict[Tuple[str, int], Hctl]:
         if name is not None:
             target = name
             continue
-        match = _LUN_LINE.match(line)
+        match = _LUN_LINE.match(line) or _HELD.match(line)
         if target and match:
             args = _ARGS.match(match.group(2))
             if args:
@@ -90,6 +94,12 @@ def _target(target: TargetState, mask: bool) -> List[str]:
         out.append("\tOutgoingUser %s %s" % (target.outgoing.user,
                                             MASK if mask else target.outgoing.secret))
     for lun in target.luns:
+        if lun.hctl is None and lun.last is not None:
+            # a comment, so ietd never binds the device now there; read back as
+            # the LUN's last address, so every pass checks that address again
+            out.append("\t# Lun %d (%s): %s, not exported; last address %s" % (
+                lun.lun, lun.match, lun.status, lun_args(lun.last)))
+            continue
         if lun.hctl is None:
             out.append("\t# Lun %d (%s): %s, not exported" % (lun.lun, lun.match, lun.status))
             continue
