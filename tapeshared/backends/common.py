@@ -99,11 +99,18 @@ def target_problems(target: TargetState, live: Optional[LiveTarget],
                     where, now.hctl or now.backing, lun.hctl))
             elif not now.healthy:
                 found.append("%s is bound to a vanished device at %s" % (where, lun.hctl))
+        elif lun.status == "squatted":
+            # held not-ready (bound to the device that left) is safe; a LUN that
+            # answers at that address serves the newcomer
+            if now is not None and now.healthy:
+                found.append("%s is live at %s, which now holds another device" % (
+                    where, now.hctl or now.backing or "an unknown device"))
         elif now is not None and lun.hctl is not None and now.hctl != lun.hctl and \
                 (now.hctl is not None or now.backing):
             found.append("%s points at %s, not at its last address %s" % (
                 where, now.hctl or "an unknown device", lun.hctl))
     exported = set(lun.lun for lun in target.exported_luns)
+    exported |= set(lun.lun for lun in target.luns if lun.status == "squatted")
     for number in sorted(set(live.luns) - exported):
         found.append("LUN %d of %s is live but not configured" % (number, target.iqn))
     return found

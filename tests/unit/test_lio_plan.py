@@ -249,3 +249,93 @@ def test_planning_is_pure_the_same_state_twice_gives_the_same_plan():
         first = plan(state, [tape("7:0:6:0")])
         assert state == before, "planning changed the observed state"
         assert plan(state, [tape("7:0:6:0")]) == first and first
+
+
+def disk(hctl, serial="DISK1"):
+    return builders.tape(hctl, serial=serial, kind=0, sg="/dev/sg2")
+
+
+def exported_state(hctl="1:0:6:0"):
+    return simulate(liostate.LioState(), plan(liostate.LioState(), [tape(hctl)]))
+
+
+def test_a_squatted_lun_keeps_its_dead_backstore_not_ready_never_binds_the_newcomer():
+    state = exported_state()
+    name = list(state.backstores)[0]
+    # a disk took the address: the adapter sees the backstore's device gone
+    state.backstores[name] = liostate.Backstore("pscsi_1000", name, enabled=False)
+    desired = desired_state(config(), [disk("1:0:6:0")], liostate.previous(state))
+    assert desired.targets[0].luns[0].status == "squatted"
+    ops = lioplan.plan_ops(state, desired, 3260)
+    assert ops == []  # held as it is: bound to the tape that left, so not ready
+    assert not any("/control" in op[1] for op in ops)
+    # the next pass still sees the last address, so it checks it again
+    again = desired_state(config(), [disk("1:0:6:0")], liostate.previous(state))
+    assert again.targets[0].luns[0].status == "squatted"
+    snap = liostate.snapshot(state)
+    assert liostate.problems(snap, again) == []  # the LUN itself is safe (not ready)
+    # if the held LUN answered (a live backstore at that address), it would be wrong
+    state.backstores[name] = liostate.Backstore("pscsi_1000", name, enabled=True)
+    assert any("now holds another device" in p
+               for p in liostate.problems(liostate.snapshot(state), again))
+    # the tape returns elsewhere: a new backstore there, the held one dropped
+    state.backstores[name] = liostate.Backstore("pscsi_1000", name, enabled=False)
+    back = plan(state, [disk("1:0:6:0"), tape("7:0:6:0")])
+    assert ("rmdir", "core/pscsi_1000/" + name) in back
+    assert any(op[1].endswith("h7c0t6l0/enable") for op in back)
+
+
+def _bound(state, hctl, udev_path="/dev/sg1"):
+    name = list(state.backstores)[0]
+    store = state.backstores[name]
+    state.backstores[name] = liostate.Backstore(store.hba, name, True, hctl, udev_path)
+    return state
+
+
+def test_verification_compares_the_backing_device_not_only_that_a_lun_exists():
+    desired = desired_state(config(), [tape("1:0:6:0")])
+    good = _bound(exported_state(), Hctl(1, 0, 6, 0))
+    assert liostate.problems(liostate.snapshot(good), desired) == []
+    elsewhere = _bound(exported_state(), Hctl(3, 0, 6, 0))
+    found = liostate.problems(liostate.snapshot(elsewhere), desired)
+    assert any("points at 3:0:6:0" in p for p in found), found
+    assert any("is bound to 3:0:6:0, not to the device" in p for p in found), found
+    other_node = _bound(exported_state(), Hctl(1, 0, 6, 0), "/dev/sg9")
+    found = liostate.problems(liostate.snapshot(other_node), desired)
+    assert any("names /dev/sg9, not a node of the device" in p for p in found), found
+    # the backstore's name records the identity: another drive's is not it
+    other = desired_state(builders.config(builders.export(serial="HU2"), backend="lio"),
+                          [builders.tape("1:0:6:0", serial="HU2", sg="/dev/sg1")])
+    found = liostate.problems(liostate.snapshot(good), other)
+    assert any("is not mapped to" in p for p in found), found
+
+
+def test_pscsi_info_gives_the_bound_address():
+    info = ("Status: ACTIVATED  Max Queue Depth: 0  SectorSize: 512  HwMaxSectors: 1024\n"
+            "SCSI Device Bus Location: Channel ID: 0 Target ID: 6 LUN: 0 Host ID: 12\n"
+            "        Vendor: Linux    Model: scsi_debug       Rev: 0191\n")
+    assert liostate.bound_address(info) == Hctl(12, 0, 6, 0)
+    assert liostate.bound_address("SCSI Device Bus Location: Channel ID: 0 Target ID: 6 "
+                                  "LUN: 0 Host ID: PHBA Mode\n") is None
+    assert liostate.bound_address("") is None
+
+
+def test_adapter_distrusts_a_backstore_bound_elsewhere_than_its_name(tmp_path):
+    import os
+
+    from tapeshared.backends.lio.backend import LioBackend
+    name = "tapeshared-HU1-abc-h1c0t6l0"
+    store = tmp_path / "core" / "pscsi_1000" / name
+    os.makedirs(str(store))
+    (store / "enable").write_text("1\n")
+    (store / "udev_path").write_text("/dev/sg1\n")
+    (store / "info").write_text("SCSI Device Bus Location: Channel ID: 0 Target ID: 6 "
+                                "LUN: 0 Host ID: 1\n")
+    backend = LioBackend(LioSettings(lio_root=str(tmp_path),
+                                     sysfs_devices=str(tmp_path / "sys")))
+    seen = backend.observe().detail.backstores[name]
+    assert (seen.enabled, seen.bound, seen.udev_path) == (True, Hctl(1, 0, 6, 0), "/dev/sg1")
+    (store / "info").write_text("SCSI Device Bus Location: Channel ID: 0 Target ID: 6 "
+                                "LUN: 0 Host ID: 4\n")
+    seen = backend.observe().detail.backstores[name]
+    assert not seen.enabled and seen.bound == Hctl(4, 0, 6, 0)

@@ -372,3 +372,33 @@ def test_planning_is_pure_the_same_state_twice_gives_the_same_plan():
     first = plan(state, [tape()], owned={"tapeuser"})
     assert state == before, "planning changed the observed state"
     assert plan(state, [tape()], owned={"tapeuser"}) == first and first[0]
+
+
+def test_verification_resolves_each_backing_path_to_the_device():
+    from tapeshared.backends import common
+    state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
+    desired = desired_state(config(), [tape()])
+    right = tgtplan.snapshot(tgtplan.TgtDetail(state, {"/dev/sg1": Hctl(1, 0, 6, 0)}),
+                             {IQN})
+    assert common.lun_problems(right, desired) == []
+    # the same LUN, but its backing node is now another device's (a disk took sg1)
+    wrong = tgtplan.snapshot(tgtplan.TgtDetail(state, {"/dev/sg1": Hctl(0, 0, 0, 0)}),
+                             {IQN})
+    found = common.lun_problems(wrong, desired)
+    assert any("points at 0:0:0:0, not at the device (1:0:6:0)" in p for p in found), found
+    held = replace(state, stale={"/dev/sg1"})
+    found = common.lun_problems(tgtplan.snapshot(tgtplan.TgtDetail(held, {}), {IQN}),
+                                desired)
+    assert any("vanished device" in p or "points at" in p for p in found), found
+
+
+def test_a_squatted_lun_is_deleted_and_its_address_remembered():
+    state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
+    remembered = {(IQN, 1): Hctl(1, 0, 6, 0)}
+    squatter = builders.tape("1:0:6:0", serial="DISK1", kind=0, sg="/dev/sg5")
+    desired = desired_state(config(), [squatter], tgtplan.previous(state, {}, remembered))
+    lun = desired.targets[0].luns[0]
+    assert (lun.status, lun.last) == ("squatted", Hctl(1, 0, 6, 0))
+    ops, _ = tgtplan.plan_ops(state, desired)
+    assert ops == [("--mode", "logicalunit", "--op", "delete", "--tid", "1000", "--lun", "1")]
+    assert not any("/dev/sg5" in op for op in ops)

@@ -103,9 +103,15 @@ class LioBackend:
             state.hbas.add(hba)
             for name in _dirs(self._p("core/" + hba)):
                 if name.startswith(lio_state.PREFIX):
-                    enabled = _read(self._p("core/%s/%s/enable" % (hba, name))) == "1"
+                    base = "core/%s/%s/" % (hba, name)
+                    enabled = _read(self._p(base + "enable")) == "1"
+                    bound = lio_state.bound_address(_read(self._p(base + "info")))
+                    # bound elsewhere than its name says: not ours to trust
+                    moved = bound is not None and bound != lio_state.hctl_of(name)
                     state.backstores[name] = lio_state.Backstore(
-                        hba, name, enabled=enabled and not self._stale(hba, name))
+                        hba, name, enabled=enabled and not moved and not self._stale(
+                            hba, name), bound=bound,
+                        udev_path=_read(self._p(base + "udev_path")))
         for iqn in _dirs(self._p("iscsi")):
             if iqn in managed:
                 state.targets[iqn] = self._target(iqn)

@@ -18,6 +18,7 @@ from tapeshared.backends.lio.state import (
     Op,
     Target,
     backstore_name,
+    held,
     portal_dir,
 )
 from tapeshared.core.model import Chap, DesiredState, TargetState
@@ -49,7 +50,8 @@ class _Planner:
 
     def backstores(self) -> Dict[Tuple[str, int], str]:
         """Create missing backstores; (iqn, lun) -> backstore name."""
-        wanted = {}
+        wanted = dict((key, name) for key, name in held(self.desired).items()
+                      if name in self.state.backstores)
         for target in self.desired.targets:
             for lun in target.exported_luns:
                 assert lun.hctl is not None
@@ -178,6 +180,7 @@ class _Planner:
         LIO's LUN 0 placeholder for a few milliseconds; the device was gone anyway.
         """
         dead = set(n for n, store in self.state.backstores.items() if not store.enabled)
+        dead -= set(held(self.desired).values())
         for iqn, have in sorted(self.state.targets.items()):
             tpg = "iscsi/%s/tpgt_1" % iqn
             for number, name in sorted(have.luns.items()):

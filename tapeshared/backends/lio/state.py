@@ -24,6 +24,8 @@ class Backstore:
     hba: str
     name: str
     enabled: bool = True
+    bound: Optional[Hctl] = None  # the address pscsi reports it bound (its `info`)
+    udev_path: str = ""  # the node it was given: one of the device's nodes
 
     @property
     def path(self) -> str:
@@ -58,6 +60,21 @@ class LioState:
     backstores: Dict[str, Backstore] = field(default_factory=dict)
     hbas: Set[str] = field(default_factory=set)  # every pscsi HBA, ours or not
     targets: Dict[str, Target] = field(default_factory=dict)  # iqn -> ours only
+
+
+_INFO_FIELDS = ("Host ID", "Channel ID", "Target ID", "LUN")
+
+
+def bound_address(info: str) -> Optional[Hctl]:
+    """The address a pscsi backstore's `info` says it is bound to ("SCSI Device Bus
+    Location: Channel ID: C Target ID: T LUN: L Host ID: H"), None if not shown."""
+    values = []
+    for name in _INFO_FIELDS:
+        found = re.search(r"\b%s: ([0-9]+)\b" % name, info)
+        if found is None:
+            return None
+        values.append(int(found.group(1)))
+    return Hctl(*values)
 
 
 def backstore_name(lun: LunState, hctl: Hctl) -> str:
@@ -112,14 +129,45 @@ def live_targets(state: LioState) -> Dict[str, common.LiveTarget]:
                 if mapped in luns or not name:
                     continue
                 store = state.backstores.get(name)
-                luns[mapped] = common.LiveLun(hctl_of(name), store is not None and
-                                              store.enabled, name)
+                # the address pscsi says it is bound to, else the one its name records
+                bound = store.bound if store is not None and store.bound else hctl_of(name)
+                luns[mapped] = common.LiveLun(bound, store is not None and store.enabled,
+                                              name)
         found[iqn] = common.LiveTarget(iqn, target.enabled, luns, tuple(target.sessions))
     return found
 
 
 def snapshot(state: LioState, down: str = "") -> common.Snapshot:
     return common.Snapshot("lio", live_targets(state), previous(state), state, down)
+
+
+def _backing_problems(iqn: str, lun: LunState, store: Optional[Backstore]) -> List[str]:
+    """The backstore of a present LUN, by what pscsi shows: bound to the device's
+    address, given one of the device's nodes (its name records the identity)."""
+    if store is None:
+        return []
+    where = "LUN %d of %s (%s)" % (lun.lun, iqn, lun.match)
+    found = []
+    if store.bound is not None and store.bound != lun.hctl:
+        found.append("%s: backstore %s is bound to %s, not to the device (%s)" % (
+            where, store.name, store.bound, lun.hctl))
+    nodes = lun.device.nodes.values() if lun.device is not None else ()
+    if store.udev_path and nodes and store.udev_path not in nodes:
+        found.append("%s: backstore %s names %s, not a node of the device (%s)" % (
+            where, store.name, store.udev_path, ", ".join(sorted(nodes))))
+    return found
+
+
+def held(desired: DesiredState) -> Dict[Tuple[str, int], str]:
+    """(iqn, LUN) -> backstore kept for a squatted LUN: bound to the device that
+    left (pscsi never re-binds), so it answers not-ready, never the newcomer;
+    its name keeps the last address for the next pass."""
+    found = {}
+    for target in desired.targets:
+        for lun in target.luns:
+            if lun.status == "squatted" and lun.last is not None:
+                found[(target.iqn, lun.lun)] = backstore_name(lun, lun.last)
+    return found
 
 
 def problems(snap: common.Snapshot, desired: DesiredState) -> List[str]:
@@ -135,6 +183,7 @@ def problems(snap: common.Snapshot, desired: DesiredState) -> List[str]:
         for lun in target.live_luns:
             assert lun.hctl is not None
             store = backstore_name(lun, lun.hctl)
+            found.extend(_backing_problems(target.iqn, lun, state.backstores.get(store)))
             for iqn in target.initiator_iqns:
                 acl = have.acls.get(iqn)
                 mapped = acl.mapped.get(lun.lun) if acl else None

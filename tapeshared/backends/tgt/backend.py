@@ -244,8 +244,10 @@ class TgtBackend:
                 elif user is not None and op[3] == "delete":
                     memory["accounts"].pop(user, None)
         finally:
-            memory["luns"] = dict(("%s %d" % (t.iqn, lun.lun), str(lun.hctl))
-                                  for t in desired.targets for lun in t.exported_luns)
+            # a squatted LUN's last address too: the next pass checks it again
+            memory["luns"] = dict(("%s %d" % (t.iqn, lun.lun), str(lun.hctl or lun.last))
+                                  for t in desired.targets for lun in t.luns
+                                  if lun.hctl is not None or lun.last is not None)
             self._save(memory)
         if plan.ops:
             left, _notes = self._ops(self.observe(tuple(t.iqn for t in desired.targets)),
