@@ -48,7 +48,7 @@ def image(runner):
 # I/O errors on tgtd's side now and then.
 GROUPS = (
     ("lio", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-library",
-             "lio-no-reexport", "lio-restart-reload", "lio-firewall")),
+             "lio-no-reexport", "lio-restart-reload", "lio-firewall", "lio-squatter")),
     ("tgt", ("tgt-export-io", "tgt-renumber")),
 )
 GROUP_TIMEOUT = 1200
