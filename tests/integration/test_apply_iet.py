@@ -114,7 +114,8 @@ def test_live_mode_replaces_the_lun_and_keeps_other_sessions(ietroot):
     assert ietroot.restarts == 1, report.actions
     assert ietroot.counter("ietadm") == 2
     assert "initiator:iqn.1994-05.com.example:backup" in ietroot.read(ietroot.session)
-    assert "args:H=10,C=0,I=6,L=0,Type=rawio" in ietroot.read(ietroot.volume)
+    assert "iotype:rawio iomode:wt blocks:0 blocksize:512 path:10:0:6:0" in ietroot.read(
+        ietroot.volume)
     assert "\tLun 0 H=10,C=0,I=6,L=0,Type=rawio\n" in ietroot.read(ietroot.ietd_conf)
     assert world.apply().actions == []
 

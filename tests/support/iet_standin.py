@@ -8,6 +8,9 @@ SCSI device to exist, else it logs "Can't create a logical unit" and the target
 runs on without that LUN (IET's silent failure); Lun args over 2048 characters
 or a LUN above 0x3fff are refused the same way. A restart drops every session.
 ietadm --op new/delete changes one LUN live and keeps sessions.
+/proc/net/iet/volume shows each LUN as IET's volume.c prints it, with the
+rawio LUN's `path:` the H:C:I:L it opened. `already-running` is an init
+script's restart that does nothing (exit 0, "already running").
 
 Layout under --root: etc/ietd.conf, proc/net/iet/volume, proc/net/iet/session,
 standin/restarts (a counter), standin/ietadm (a counter), standin/log,
@@ -77,12 +80,25 @@ def parse_conf(root, text):
     return targets
 
 
+def volume_line(lun, args):
+    """One LUN as IET's /proc/net/iet/volume prints it (volume.c: lun, state,
+    iotype, iomode, blocks, blocksize, then the iotype's own `path:`); the
+    rawio iotype's path is the SCSI address it opened, H:C:I:L."""
+    address = ":".join(LUN_ARGS.match(args).groups())
+    return "\tlun:%d state:0 iotype:rawio iomode:wt blocks:0 blocksize:512 path:%s" % (
+        lun, address)
+
+
+def args_of(path_field):
+    return "H=%s,C=%s,I=%s,L=%s,Type=rawio" % tuple(path_field.split(":"))
+
+
 def write_volume(root, targets):
     lines = []
     for tid, (name, luns) in enumerate(targets, 1):
         lines.append("tid:%d name:%s" % (tid, name))
         for lun in sorted(luns):
-            lines.append("\tlun:%d state:0 iotype:rawio iomode:wt args:%s" % (lun, luns[lun]))
+            lines.append(volume_line(lun, luns[lun]))
     os.makedirs(path(root, "proc", "net", "iet"), exist_ok=True)
     tmp = path(root, "proc", "net", "iet", ".volume")
     with open(tmp, "w") as handle:
@@ -102,7 +118,7 @@ def read_volume(root):
             targets.append((fields["name"], {}))
         elif line.startswith("\tlun:"):
             fields = dict(f.split(":", 1) for f in line.split())
-            targets[-1][1][int(fields["lun"])] = fields.get("args", "")
+            targets[-1][1][int(fields["lun"])] = args_of(fields["path"])
     return targets
 
 
@@ -179,9 +195,14 @@ def ietadm(root, argv):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", required=True)
-    parser.add_argument("action", choices=("restart", "stop", "ietadm"))
+    parser.add_argument("action", choices=("restart", "stop", "ietadm", "already-running"))
     args, rest = parser.parse_known_args()
     os.makedirs(path(args.root, "standin"), exist_ok=True)
+    if args.action == "already-running":
+        # an init script whose restart does nothing while ietd runs: it exits 0
+        bump(args.root, "noop_restarts")
+        sys.stdout.write("Starting iSCSI Target: ietd already running\n")
+        return 0
     if args.action == "restart":
         return restart(args.root, rest[0] if rest else None)
     if args.action == "stop":

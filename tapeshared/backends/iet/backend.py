@@ -82,6 +82,9 @@ class IetBackend:
         self._wait_verified(desired)
 
     def _wait_verified(self, desired: DesiredState) -> None:
+        # every LUN must show what it points at and point at the desired device:
+        # a restart that did not take effect ("already running", a restart
+        # command that does nothing) leaves the old LUNs and fails here
         common.wait_verified(lambda: self.observe(),
-                             lambda snap: iet_plan.problems(snap, desired, unshown=False),
+                             lambda snap: iet_plan.problems(snap, desired),
                              self.settings.verify_timeout, sleep=self.sleep)

@@ -66,7 +66,7 @@ def snapshot(detail: IetDetail, sessions: Dict[str, List[Session]],
     targets = {}
     for name, running in detail.volume.items():
         # a volume line without the address cannot be verified (see common)
-        luns = {number: common.LiveLun(lun.hctl, backing=str(lun.hctl or ""))
+        luns = {number: common.LiveLun(lun.hctl, backing=str(lun.hctl or lun.path))
                 for number, lun in running.luns.items()}
         targets[name] = common.LiveTarget(name, True, luns, tuple(sessions.get(name, ())))
     return common.Snapshot("iet", targets, previous, detail)

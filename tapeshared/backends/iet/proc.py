@@ -20,12 +20,23 @@ class IetLun(NamedTuple):
 
     @property
     def hctl(self) -> Optional[Hctl]:
-        """The SCSI address the rawio LUN was created on (from path: or args:)."""
+        """The SCSI address the rawio LUN opened: `path:H:C:I:L`, or the Lun
+        arguments (`H=,C=,I=,L=`) in path: or args:; None if not shown."""
         for key in ("path", "args"):
-            found = _ADDRESS.search(self.fields.get(key, ""))
+            value = self.fields.get(key, "")
+            found = _ADDRESS.search(value)
             if found:
                 return Hctl(*(int(g) for g in found.groups()))
+            try:
+                return Hctl.parse(value)
+            except ValueError:
+                continue
         return None
+
+    @property
+    def path(self) -> str:
+        """What the LUN's `path:` names (a device node for blockio, an address)."""
+        return self.fields.get("path", "")
 
 
 class IetTarget(NamedTuple):
