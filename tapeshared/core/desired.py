@@ -70,19 +70,23 @@ def _lun_state(export: ExportConfig, lun_cfg: LunConfig, devices: Sequence[Devic
         problems.append("%s: %s" % (here, note))
         return LunState(lun_cfg.lun, lun_cfg.match, None, None, "ambiguous", note)
     note = _why_absent(lun_cfg, matching, devices)
-    if "did you mean" in note or "not a tape" in note:
-        problems.append("%s: %s" % (here, note))
     old = previous.get((export.iqn, lun_cfg.lun))
+    squatter = occupied.get(old) if old is not None else None
+    if ("did you mean" in note or "not a tape" in note) and not (
+            export.absent == "keep" and squatter is not None):
+        problems.append("%s: %s" % (here, note))
     if export.absent == "keep" and old is not None:
-        squatter = occupied.get(old)
         if squatter is None:
             return LunState(lun_cfg.lun, lun_cfg.match, old, None, "kept",
                             note + "; last address %s kept" % old)
         # whatever holds the address now is not the configured device (that
         # one is absent): a disk, an enclosure, another tape, a clone
         what = " ".join((squatter.kind, squatter.vendor, squatter.model)).strip()
-        note = "absent, and its last address %s now holds %s (%s); not exporting " \
-            "that device" % (old, squatter.identity or "a device with no identity", what)
+        same = " (the same %s, but not a tape or changer)" % lun_cfg.match.kind \
+            if lun_cfg.match.matches(squatter) else ""
+        note = "absent, and its last address %s now holds %s (%s)%s; not exporting " \
+            "that device" % (old, squatter.identity or "a device with no identity", what,
+                             same)
         problems.append("%s: %s" % (here, note))
         return LunState(lun_cfg.lun, lun_cfg.match, None, None, "squatted", note,
                         last=old)
