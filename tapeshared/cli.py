@@ -135,6 +135,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print("nothing to do: the target matches the configuration")
     for action in report.actions:
         print(action)
+    # a refused LUN (a squatter, a clone, one drive named twice) is not exported:
+    # the rest was applied, but the configuration is not what runs
+    if any(target.refused for target in report.desired.targets):
+        return EXIT_FAILED
     return EXIT_OK
 
 

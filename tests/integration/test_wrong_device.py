@@ -158,6 +158,7 @@ def test_one_drive_named_by_serial_and_by_wwn_is_refused_at_both(ietroot: Any,
     assert "same device" in planned.stdout
     applied = run_cli(ietroot, bed, "apply")
     assert both in applied.stdout, applied.stdout + applied.stderr
+    assert applied.returncode == 1  # applied what it could; the drive is refused
     assert world.lun_lines() == []  # neither is exported: no guessing which one wins
     status = run_cli(ietroot, bed, "status", "--json")
     doc = json.loads(status.stdout)
