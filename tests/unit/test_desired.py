@@ -1,9 +1,11 @@
 """Desired state (pure): squatters, one drive named twice, clones, typo hints."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import builders
 
 from tapeshared.core.desired import desired_state
-from tapeshared.core.model import Hctl
+from tapeshared.core.model import Config, Device, GlobalConfig, Hctl
 
 
 def cfg(*exports):
@@ -90,3 +92,48 @@ def test_two_luns_kept_at_one_address_are_refused_too():
     previous = {(builders.IQN, 0): Hctl(1, 0, 6, 0), (builders.IQN, 1): Hctl(1, 0, 6, 0)}
     state = desired_state(cfg(export), [], previous)
     assert [lun.status for lun in state.targets[0].luns] == ["duplicate", "duplicate"]
+
+_ADDRESSES = st.sampled_from([Hctl(h, 0, t, 0) for h in (1, 2) for t in (0, 1, 2)])
+_SERIALS = st.sampled_from(["S1", "S2", "S3"])
+_WWNS = st.sampled_from([None, "5000e11156304001", "5000e11156304002"])
+
+
+@st.composite
+def worlds(draw):
+    devices = []
+    for hctl in draw(st.sets(_ADDRESSES, max_size=5)):
+        devices.append(Device(hctl, draw(st.sampled_from([0, 1, 1, 8, 13])),
+                              serial=draw(st.one_of(st.none(), _SERIALS)), wwn=draw(_WWNS),
+                              remote=draw(st.booleans())))
+    exports = []
+    previous = {}
+    for index in range(draw(st.integers(1, 3))):
+        iqn = "iqn.2007-04.com.example:t%d" % index
+        luns = []
+        for number in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["serial", "wwn"]))
+            value = draw(_SERIALS) if kind == "serial" else draw(_WWNS.filter(bool))
+            luns.append((number, kind, value))
+            if draw(st.booleans()):
+                previous[(iqn, number)] = draw(_ADDRESSES)
+        exports.append(builders.export(name="t%d" % index, iqn=iqn, luns=luns,
+                                       absent=draw(st.sampled_from(["keep", "remove"]))))
+    return devices, Config(GlobalConfig(), tuple(exports)), previous
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds())
+def test_never_the_wrong_device_never_one_address_twice(world):
+    devices, config, previous = world
+    state = desired_state(config, devices, previous)
+    at = {d.hctl: d for d in devices}
+    used = []
+    for target in state.targets:
+        for lun in target.exported_luns:
+            used.append(lun.hctl)
+            here = at.get(lun.hctl)
+            if lun.status == "present":
+                assert here is not None and here.exportable and lun.match.matches(here)
+            else:  # kept: nothing may sit at the address
+                assert lun.status == "kept" and here is None
+    assert len(used) == len(set(used)), "one address exported twice"
