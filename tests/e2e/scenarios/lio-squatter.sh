@@ -13,6 +13,7 @@ export TS_SCENARIO=lio-squatter
 trap lio_cleanup EXIT
 IQN=iqn.2007-04.com.example:lio-squatter
 begin=$(now_ns)
+stamp() { echo "TIME: $(( $(ms_since "$begin") / 100 ))e-1 s: $*"; }
 
 # logged STATUS [AT]: the daemon logged that LUN 0 changed to STATUS (at AT);
 # cheaper than polling `tapeshared status` (a Python start costs seconds under TCG)
@@ -28,12 +29,14 @@ no_remote_disk() { [ -z "$(devices_of iscsi_tcp 0)" ]; }
 
 export_and_login "$IQN"
 inquiry_is_tape "$RSG"
+stamp "exported and logged in"
 old=$HCTL
 
 echo 1 > "/sys/bus/scsi/devices/$old/delete"
 udevadm settle --timeout=30
 wait_for 20 logged kept "$old" || { daemon_log_tail; fail "LUN kept at $old while the tape is away"; }
 pass "tape $old deleted: the LUN is kept at its last address"
+stamp "kept"
 
 # the disk: scsi_debug's ptype is writable at run time; a host scan makes a
 # new device at the same H:C:T:L with it (vpd_use_hostno=0: the same serial
@@ -46,6 +49,7 @@ pass "disk at $old: block $(ls "/sys/bus/scsi/devices/$old/block" 2>/dev/null | 
 
 wait_for 30 logged squatted || { daemon_log_tail; fail "the daemon refuses the squatter at $old"; }
 [ "$(lun_status)" = squatted ] || fail "status: LUN 0 is $(lun_status), not squatted"
+stamp "refused by the daemon"
 pass "status: LUN 0 squatted"
 out=$(ts -c "$TS_CONF" status 2>&1) && rc=0 || rc=$?
 [ "$rc" = 150 ] || { printf '%s\n' "$out" | indent; fail "status exit $rc with a squatter (want 150)"; }
@@ -54,6 +58,7 @@ pass "status exit 150: $(printf '%s\n' "$out" | grep -m1 'now holds' | sed 's/^ 
 grep -q "now holds" "$TS_LOG" || fail "daemon log does not report the squatter"
 pass "daemon log: $(grep -m1 'now holds' "$TS_LOG" | sed 's/^.*WARNING[: ]*//')"
 
+stamp "status checked"
 # the initiator: a rescan finds no disk, and what it reaches is never the disk
 iscsiadm -m session --rescan >/dev/null 2>&1 || true
 udevadm settle --timeout=30
@@ -78,6 +83,7 @@ for b in "$LIO"/core/pscsi_*/tapeshared-*; do
     note "backstore ${b##*/}: $info"
 done
 
+stamp "initiator checked"
 # the tape returns elsewhere: exported there, never the disk
 echo 1 > "$SDEBUG/ptype"
 echo 1 > "$SDEBUG/add_host"
@@ -87,6 +93,7 @@ new=$(local_tape)
 [ "$new" != "$old" ] || fail "the tape came back at $old, which the disk holds"
 wait_for 30 exported "$IQN" "$new" || { daemon_log_tail; fail "export re-pointed at $new"; }
 pass "tape back at $new: exported there"
+stamp "re-exported"
 wait_for 20 logged present "$new" || fail "the daemon logged the return at $new"
 iscsiadm -m session --rescan >/dev/null 2>&1 || true
 wait_remote
@@ -94,6 +101,7 @@ inquiry_is_tape "$RSG"
 check "initiator: still no disk" no_remote_disk
 wait_for 20 ts -c "$TS_CONF" status >/dev/null || { ts -c "$TS_CONF" status | indent; fail "status exit 0 after the return"; }
 pass "status exit 0 after the return"
+stamp "status clean"
 backstores=$(ls -d "$LIO"/core/pscsi_*/tapeshared-* | wc -l)
 [ "$backstores" = 1 ] || { ls -d "$LIO"/core/pscsi_*/tapeshared-* | indent; fail "held backstore left behind"; }
 no_daemon_errors
