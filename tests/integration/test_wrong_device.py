@@ -197,3 +197,19 @@ def test_a_clone_is_ambiguous_not_absent_and_neither_copy_is_exported(ietroot: A
     assert "ambiguous" in problems and "absent" not in problems, problems
     assert world.lun_lines() == []
     assert not world.views()[0].verified
+
+
+def test_live_mode_deletes_the_kept_lun_when_a_disk_takes_its_address(ietroot: Any,
+                                                                      bed: Bed) -> None:
+    world = World(ietroot, bed, TAPE0, apply_mode="live")
+    bed.add_tape("1:0:6:0", serial=SERIAL, wwn=WWN, sg_index=0)
+    world.apply()
+    bed.remove(bed.syspath("1:0:6:0"))
+    world.apply()
+    assert "path:1:0:6:0" in ietroot.read(ietroot.volume)  # kept while nothing is there
+    bed.add_disk("1:0:6:0", sg_index=1)
+    report = world.apply()
+    assert any("ietadm" in a and "delete" in a for a in report.actions), report.actions
+    assert not any("--op new" in a for a in report.actions), report.actions
+    assert "lun:" not in ietroot.read(ietroot.volume)
+    assert world.apply().actions == []
