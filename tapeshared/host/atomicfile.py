@@ -83,6 +83,14 @@ def read_bytes(path: str) -> Optional[bytes]:
         raise FileError(path, exc, "cannot read %s: %s" % (path, exc.strerror or exc))
 
 
+def mode_of(path: str) -> Optional[int]:
+    """The permission bits of the file path names (through links); None if unknown."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
 def _stale_pattern(name: str) -> Pattern[str]:
     return re.compile(r"\A\.%s%s%s\.tmp\Z" % (re.escape(name), re.escape(TAG), _RANDOM))
 

@@ -164,6 +164,22 @@ def test_chap_secrets_tighten_a_readable_ietd_conf_once(ietroot, caplog):
     assert "tightened" not in again["err"]
 
 
+def test_secrets_left_readable_by_an_older_version_are_made_private(ietroot):
+    config(ietroot, chap=True)
+    assert cli(ietroot, "apply")["rc"] == 0
+    data = open(ietroot.ietd_conf, "rb").read()
+    os.chmod(ietroot.ietd_conf, 0o644)  # as the old render left it
+    plan = cli(ietroot, "plan")
+    assert plan["rc"] == 2, plan
+    assert "(same content; only the file's mode changes)" in plan["out"]
+    assert "s3cret" not in plan["out"]
+    result = cli(ietroot, "apply")
+    assert result["rc"] == 0 and "tightened to 0600" in result["err"], result
+    assert stat.S_IMODE(os.stat(ietroot.ietd_conf).st_mode) == 0o600
+    assert open(ietroot.ietd_conf, "rb").read() == data
+    assert cli(ietroot, "plan")["rc"] == 0
+
+
 def test_a_file_without_secrets_keeps_a_readable_mode(ietroot):
     with open(ietroot.ietd_conf, "wb") as handle:
         handle.write(b"# site settings\n#\tIncomingUser joe secret\n")  # a comment
@@ -171,6 +187,7 @@ def test_a_file_without_secrets_keeps_a_readable_mode(ietroot):
     config(ietroot)
     assert cli(ietroot, "apply")["rc"] == 0
     assert stat.S_IMODE(os.stat(ietroot.ietd_conf).st_mode) == 0o644
+    assert cli(ietroot, "plan")["rc"] == 0
 
 
 def test_equal_bytes_holding_secrets_are_still_made_private(tmp_path, caplog):

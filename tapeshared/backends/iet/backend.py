@@ -12,7 +12,7 @@ from tapeshared.backends.iet.proc import parse_sessions, parse_volume
 from tapeshared.core.errors import CommandError, VerifyError
 from tapeshared.core.model import DesiredState
 from tapeshared.core.plan import Plan
-from tapeshared.host.atomicfile import read_bytes, remove_stale, write_if_changed
+from tapeshared.host.atomicfile import mode_of, read_bytes, remove_stale, write_if_changed
 from tapeshared.host.retry import retry_call
 from tapeshared.host.runner import Runner
 
@@ -36,6 +36,7 @@ class IetBackend:
         volume = read_bytes(s.iet_volume)
         detail = IetDetail(
             conf=read_bytes(s.ietd_conf),
+            conf_mode=mode_of(s.ietd_conf),
             allow=read_bytes(s.initiators_allow) if s.manage_access else None,
             deny=read_bytes(s.initiators_deny) if s.manage_access else None,
             volume=None if volume is None else parse_volume(iet_plan.text(volume) or ""),

@@ -86,7 +86,7 @@ def previous_luns(block: Optional[str]) -> Dict[Tuple[str, int], Hctl]:
     """The (iqn, lun) -> H:C:I:L that the block currently exports."""
     found: Dict[Tuple[str, int], Hctl] = {}
     target = None
-    for line in (block or "").split("\n"):
+    for line in (block or "").splitlines():
         name = _target_line(line)
         if name is not None:
             target = name
