@@ -97,7 +97,7 @@ def test_kill_9_at_random_points_of_apply(ietroot):
         writes.append(replaced_after(ietroot, begin, inode))
         assert finish(pid) == 0
         spans.append(time.monotonic() - begin)
-    span, written = max(spans), max(writes)
+    span, written = sorted(spans)[2], sorted(writes)[2]  # medians: load spikes aside
     interrupted = torn_writes = 0
     outcomes = {}  # how many of the three files held the new bytes after the kill
     begin = time.monotonic()
