@@ -34,7 +34,9 @@ class FileError(TransientError, OSError):
 
 
 def _where(path: str, target: str) -> str:
-    return path if target == path else "%s (a link to %s)" % (path, target)
+    if target == os.path.abspath(path):
+        return path
+    return "%s (a link to %s)" % (path, target)
 
 
 def _hint(exc: OSError, directory: str) -> str:
@@ -177,7 +179,10 @@ def _temp(directory: str, name: str) -> Tuple[int, str]:
     for _attempt in range(5):
         fd, tmp = tempfile.mkstemp(prefix=".%s%s" % (name, TAG), suffix=".tmp",
                                    dir=directory)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without locks: write unlocked
+            log.debug("cannot lock %s: %s", tmp, exc)
         try:
             if os.lstat(tmp).st_ino == os.fstat(fd).st_ino:
                 return fd, tmp

@@ -112,3 +112,15 @@ def test_file_errors_are_clean_tapeshared_errors_and_still_oserrors(tmp_path, mo
     assert isinstance(info.value, TransientError) and info.value.errno == errno.ENOSPC
     assert str(info.value) == ("cannot write %s: No space left on device; the old file "
                                "is unchanged" % path)
+
+
+def test_a_relative_path_is_not_called_a_link(tmp_path, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "ietd.conf").write_bytes(b"old\n")
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomicfile.os, "fsync", no_space)
+    with pytest.raises(atomicfile.FileError, match=r"\Acannot write ietd.conf: No space"):
+        atomicfile.write_if_changed("ietd.conf", b"new\n")
