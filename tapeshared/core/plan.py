@@ -23,6 +23,9 @@ class FileChange:
 
     def diff(self) -> str:
         """Unified diff a person can read; secrets masked."""
+        if self.old == self.new:
+            return "--- %s\n+++ %s\n(same content; only the file's mode changes)\n" % (
+                self.path, self.path)
         old = self.mask((self.old or b"").decode("utf-8", "replace"))
         new = self.mask(self.new.decode("utf-8", "replace"))
         lines = list(difflib.unified_diff(

@@ -2,9 +2,8 @@
 
 import errno
 import os
-import subprocess
 
-import pytest
+from support.mountns import in_mount_ns, mount_tmpfs
 
 from tapeshared.host import atomicfile
 
@@ -13,25 +12,24 @@ def _leftovers(directory):
     return sorted(n for n in os.listdir(directory) if n.endswith(".tmp"))
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    """A real 64 KiB tmpfs, so ENOSPC comes from the kernel."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if subprocess.call(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                        str(mount)]) != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.call(["umount", str(mount)])
+def _full(mount):
+    mount_tmpfs(mount, "size=64k")
+    path = os.path.join(mount, "ietd.conf")
+    with open(path, "wb") as handle:
+        handle.write(b"original\n")
+    try:
+        atomicfile.write_if_changed(path, b"x" * (1 << 20))
+    except atomicfile.FileError as exc:
+        error = [exc.errno, str(exc)]
+    else:
+        error = None
+    return {"error": error, "data": open(path, "rb").read().decode(),
+            "leftovers": _leftovers(mount)}
 
 
-def test_full_filesystem_keeps_the_original(tiny_fs):
-    path = tiny_fs / "ietd.conf"
-    path.write_bytes(b"original\n")
-    with pytest.raises(OSError) as info:
-        atomicfile.write_if_changed(str(path), b"x" * (1 << 20))
-    assert info.value.errno == errno.ENOSPC
-    assert path.read_bytes() == b"original\n"
-    assert _leftovers(str(tiny_fs)) == []
+def test_full_filesystem_keeps_the_original(tmp_path):
+    got = in_mount_ns(_full, str(tmp_path / "tiny"))
+    assert got["error"][0] == errno.ENOSPC
+    assert got["error"][1].endswith("No space left on device; the old file is unchanged")
+    assert got["data"] == "original\n"
+    assert got["leftovers"] == []

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from tapeshared.core.errors import ManagedFileError, TransientError
 from tapeshared.host import atomicfile
 
 
@@ -76,3 +77,50 @@ def test_failure_at_each_step_keeps_the_original(tmp_path, monkeypatch, step):
     monkeypatch.undo()
     assert path.read_bytes() == b"original\n"
     assert _leftovers(str(tmp_path)) == []
+
+
+def test_a_symlink_loop_is_refused_before_anything_is_written(tmp_path):
+    os.symlink("b", str(tmp_path / "a"))
+    os.symlink("a", str(tmp_path / "b"))
+    with pytest.raises(ManagedFileError, match="more than 40 symbolic links"):
+        atomicfile.write_if_changed(str(tmp_path / "a"), b"x")
+    assert sorted(os.listdir(str(tmp_path))) == ["a", "b"]
+
+
+def test_a_chain_of_links_resolves_to_the_last_target(tmp_path):
+    (tmp_path / "iet").mkdir()
+    os.symlink("iet/one", str(tmp_path / "ietd.conf"))
+    os.symlink(str(tmp_path / "iet" / "two"), str(tmp_path / "iet" / "one"))
+    os.symlink("../real", str(tmp_path / "iet" / "two"))
+    assert os.path.samefile(os.path.dirname(atomicfile.resolve(str(tmp_path / "ietd.conf"))),
+                            str(tmp_path))
+    assert atomicfile.write_if_changed(str(tmp_path / "ietd.conf"), b"data\n")
+    assert (tmp_path / "real").read_bytes() == b"data\n"
+    assert os.path.islink(str(tmp_path / "iet" / "two"))
+
+
+def test_file_errors_are_clean_tapeshared_errors_and_still_oserrors(tmp_path, monkeypatch):
+    path = tmp_path / "ietd.conf"
+    path.write_bytes(b"original\n")
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomicfile.os, "fsync", no_space)
+    with pytest.raises(atomicfile.FileError) as info:
+        atomicfile.write_if_changed(str(path), b"new\n")
+    assert isinstance(info.value, TransientError) and info.value.errno == errno.ENOSPC
+    assert str(info.value) == ("cannot write %s: No space left on device; the old file "
+                               "is unchanged" % path)
+
+
+def test_a_relative_path_is_not_called_a_link(tmp_path, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "ietd.conf").write_bytes(b"old\n")
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomicfile.os, "fsync", no_space)
+    with pytest.raises(atomicfile.FileError, match=r"\Acannot write ietd.conf: No space"):
+        atomicfile.write_if_changed("ietd.conf", b"new\n")

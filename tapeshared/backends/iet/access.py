@@ -4,7 +4,7 @@ import ipaddress
 import re
 from typing import List, Optional
 
-from tapeshared.backends.iet.conf import BEGIN, END, split
+from tapeshared.backends.iet.conf import BEGIN, END, outside, split
 from tapeshared.core.errors import ManagedFileError
 from tapeshared.core.model import DesiredState
 
@@ -36,18 +36,23 @@ def deny_lines(state: DesiredState) -> List[str]:
 
 
 def merge(text: Optional[str], lines: List[str], path: str) -> str:
-    """Put our block first (IET reads only the first line per target)."""
+    """Put our block first (IET reads only the first line per target).
+
+    Every byte outside the block is kept, a last line without a line break too
+    (IET ignores it today; adding one would change what the admin's line does).
+    With no line of ours the block goes and the file is as it was.
+    """
     before, _block, after = split(text or "", path)
     managed = set(line.split()[0] for line in lines)
-    rest = before + after
-    for number, line in enumerate(rest.splitlines(), 1):
+    rest = outside(before, after)
+    for number, line in enumerate(rest.split("\n"), 1):
         words = line.split()
         if words and not words[0].startswith("#") and words[0].lower() in managed:
             raise ManagedFileError(
                 "%s: line %d names %s, which tapeshared manages; remove that line, "
                 "nothing was written" % (path, number, words[0]))
-    if rest and not rest.endswith("\n"):
-        rest += "\n"  # IET ignores a last line without a newline
+    if not lines:
+        return rest
     return "\n".join([BEGIN] + lines + [END]) + "\n" + rest
 
 

@@ -6,12 +6,13 @@ from typing import Callable, List, Sequence
 
 from tapeshared.backends import common
 from tapeshared.backends.iet import plan as iet_plan
+from tapeshared.backends.iet.conf import holds_secrets
 from tapeshared.backends.iet.plan import IetDetail, IetSettings
 from tapeshared.backends.iet.proc import parse_sessions, parse_volume
 from tapeshared.core.errors import CommandError, VerifyError
 from tapeshared.core.model import DesiredState
 from tapeshared.core.plan import Plan
-from tapeshared.host.atomicfile import read_bytes, write_if_changed
+from tapeshared.host.atomicfile import mode_of, read_bytes, remove_stale, write_if_changed
 from tapeshared.host.retry import retry_call
 from tapeshared.host.runner import Runner
 
@@ -35,6 +36,7 @@ class IetBackend:
         volume = read_bytes(s.iet_volume)
         detail = IetDetail(
             conf=read_bytes(s.ietd_conf),
+            conf_mode=mode_of(s.ietd_conf),
             allow=read_bytes(s.initiators_allow) if s.manage_access else None,
             deny=read_bytes(s.initiators_deny) if s.manage_access else None,
             volume=None if volume is None else parse_volume(iet_plan.text(volume) or ""),
@@ -53,8 +55,12 @@ class IetBackend:
         """Write files (access files first), then live-update or restart; verify."""
         actions = []
         conf = self.settings.ietd_conf
+        for path in self._managed_files():
+            remove_stale(path)  # temp files a killed apply left
         for change in sorted(plan.files, key=lambda c: c.path == conf):
-            if write_if_changed(change.path, change.new, change.mode):
+            # a file holding CHAP secrets is never left readable by others
+            if write_if_changed(change.path, change.new, change.mode,
+                                private=holds_secrets(change.new)):
                 actions.append("wrote %s" % change.path)
         restart = plan.restart
         if plan.commands:
@@ -73,6 +79,11 @@ class IetBackend:
             actions.append("restarted the target (%s)" % " ".join(
                 self.settings.restart_command))
         return actions
+
+    def _managed_files(self) -> List[str]:
+        s = self.settings
+        return [s.ietd_conf] + ([s.initiators_allow, s.initiators_deny]
+                                if s.manage_access else [])
 
     def _restart_verified(self, desired: DesiredState) -> None:
         # {portal} in the command (and TAPESHARED_PORTAL) give ietd its -a address

@@ -8,8 +8,12 @@ from tapeshared.core.model import DesiredState, Hctl, TargetState
 
 BEGIN = "# BEGIN tapeshared managed block: generated, edits inside are overwritten"
 END = "# END tapeshared managed block"
+# the BEGIN line after a line break we had to add (the file ended without one):
+# that line break is part of our block, so removing the block restores every byte
+JOINED = BEGIN + " (the line break before it was added by tapeshared)"
 MASK = "********"
 _LUN_LINE = re.compile(r"\A\s*lun\s+([0-9]+)\s+(\S+)", re.IGNORECASE)
+_SECRET = re.compile(r"\A\s*(?:incominguser|outgoinguser)\s+\S+\s+\S", re.IGNORECASE)
 _ARGS = re.compile(r"\AH=([0-9]+),C=([0-9]+),I=([0-9]+),L=([0-9]+),Type=rawio\Z",
                    re.IGNORECASE)
 
@@ -25,10 +29,21 @@ def _target_line(line: str) -> Optional[str]:
     return None
 
 
+def lines_of(text: str) -> List[str]:
+    """The lines as ietd reads them (only "\\n" ends one), each with its ending."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+
+
+def holds_secrets(data: bytes) -> bool:
+    """Whether a file's text has a CHAP secret (an IncomingUser/OutgoingUser line)."""
+    return any(_SECRET.match(line) for line in data.decode("utf-8", "replace").split("\n"))
+
+
 def split(text: str, path: str) -> Tuple[str, Optional[str], str]:
-    """(before, block or None, after); refuse a file whose markers are not sane."""
-    lines = text.splitlines(True)
-    begins = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == BEGIN]
+    """(before, block or None, after), before + block + after == text; refuse
+    a file whose markers are not sane."""
+    lines = lines_of(text)
+    begins = [i for i, line in enumerate(lines) if line.rstrip("\r\n") in (BEGIN, JOINED)]
     ends = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == END]
     if not begins and not ends:
         return text, None, ""
@@ -37,20 +52,22 @@ def split(text: str, path: str) -> Tuple[str, Optional[str], str]:
             "%s: the tapeshared markers are damaged (%d BEGIN, %d END lines); fix or "
             "remove them by hand, nothing was written" % (path, len(begins), len(ends)))
     start, stop = begins[0], ends[0]
-    return ("".join(lines[:start]), "".join(lines[start:stop + 1]),
-            "".join(lines[stop + 1:]))
+    before, block = "".join(lines[:start]), "".join(lines[start:stop + 1])
+    if lines[start].rstrip("\r\n") == JOINED and before.endswith("\n"):
+        before, block = before[:-1], "\n" + block
+    return before, block, "".join(lines[stop + 1:])
 
 
 def check_foreign(before: str, after: str, managed: List[str], path: str) -> None:
     """Refuse to merge when text outside the block would corrupt or shadow ours."""
-    for number, line in enumerate((before + after).splitlines(), 1):
+    for number, line in enumerate(outside(before, after).split("\n"), 1):
         name = _target_line(line)
         if name in managed:
             raise ManagedFileError(
                 "%s: target %s is defined outside the tapeshared block (line %d); "
                 "remove it or rename the export, nothing was written"
                 % (path, name, number))
-    for line in after.splitlines():
+    for line in after.split("\n"):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -60,6 +77,13 @@ def check_foreign(before: str, after: str, managed: List[str], path: str) -> Non
                 "would read it as part of our last target; nothing was written"
                 % (path, text))
         break
+
+
+def outside(before: str, after: str) -> str:
+    """The text outside the block: before's last line stays a line of its own."""
+    if before and after and not before.endswith("\n"):
+        return before + "\n" + after
+    return before + after
 
 
 def previous_luns(block: Optional[str]) -> Dict[Tuple[str, int], Hctl]:
@@ -123,13 +147,17 @@ def render_block(state: DesiredState, mask: bool = False) -> str:
 
 
 def merge(text: Optional[str], state: DesiredState, path: str, mask: bool = False) -> str:
-    """The whole new ietd.conf: the old text with only our block replaced."""
+    """The whole new ietd.conf: the old text with only our block replaced.
+
+    Every byte outside the block is kept; with no target the block goes, which
+    gives back the file as it was before tapeshared touched it.
+    """
     before, _block, after = split(text or "", path)
     check_foreign(before, after, [t.iqn for t in state.targets], path)
+    if not state.targets:
+        return outside(before, after)
     block = render_block(state, mask)
-    if _block is None:
-        if before and not before.endswith("\n"):
-            before += "\n"
-        if before and before.strip():
-            before += "\n" if not before.endswith("\n\n") else ""
+    if before and not before.endswith("\n"):
+        # a last line without a line break: ours goes first, marked as ours
+        block = "\n" + JOINED + block[len(BEGIN):]
     return before + block + after

@@ -38,6 +38,7 @@ class IetDetail:
     deny: Optional[bytes]
     volume: Optional[Dict[str, IetTarget]]  # None: ietd is not running
     listening: Tuple[str, ...] = ()  # addresses with a socket on the portal port
+    conf_mode: Optional[int] = None  # ietd.conf's permission bits (None: unknown)
 
 
 def text(data: Optional[bytes]) -> Optional[str]:
@@ -96,7 +97,10 @@ def plan(snap: common.Snapshot, desired: DesiredState, settings: IetSettings) ->
     old_text = text(detail.conf)
     new_text = conf.merge(old_text, desired, settings.ietd_conf)
     files = []
-    if encoded(new_text) != detail.conf:
+    # secrets readable by others (a file an older version left 0644): rewrite it
+    exposed = bool((detail.conf_mode or 0) & 0o077) and conf.holds_secrets(
+        encoded(new_text))
+    if encoded(new_text) != detail.conf or exposed:
         files.append(FileChange(settings.ietd_conf, detail.conf, encoded(new_text), 0o600,
                                 access.mask_secrets))
     if settings.manage_access:
