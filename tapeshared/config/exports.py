@@ -38,8 +38,12 @@ def _initiators(section: Section, key: str) -> Tuple[str, ...]:
     if value is None or not value.strip():
         raise section.error(key, "required: the initiator addresses or networks "
                                  "allowed to connect (or ALL)")
+    items = [item for item in re.split(r"[\s,]+", value.strip()) if item]
+    if not items:
+        raise section.error(key, "an empty list: give the initiator addresses or "
+                                 "networks allowed to connect (or ALL)")
     found = set()
-    for item in re.split(r"[\s,]+", value.strip()):
+    for item in items:
         if item.upper() == "ALL":
             found.add("ALL")
             continue
@@ -64,7 +68,8 @@ def _match(section: Section, key: str, kind: str, value: str) -> Match:
         return Match("wwn", wwn)
     serial, problem = identity_text(value)
     if serial is None:
-        raise section.error(key, "bad serial %r: %s" % (value, problem or "empty"))
+        shown = value if len(value) <= 40 else value[:32] + "..."
+        raise section.error(key, "bad serial %r: %s" % (shown, problem or "empty"))
     return Match("serial", serial)
 
 

@@ -3,7 +3,7 @@
 from typing import Dict, Tuple
 
 from tapeshared.config.exports import export_config
-from tapeshared.config.globals import global_config
+from tapeshared.config.globals import check_paths, global_config
 from tapeshared.config.ini import Section, config_files, read_sections
 from tapeshared.core.model import Config, Match
 
@@ -15,6 +15,7 @@ def load(path: str = DEFAULT_PATH) -> Config:
     files = config_files(path)
     glob_section, sections = read_sections(files)
     settings = global_config(glob_section)
+    check_paths(glob_section, settings, files)
     exports = [export_config(sections[name], settings.iqn_prefix) for name in sorted(sections)]
     seen_iqn: Dict[str, str] = {}
     seen_dev: Dict[Match, Tuple[str, str]] = {}
