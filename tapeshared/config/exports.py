@@ -106,6 +106,8 @@ def _luns(section: Section) -> Tuple[LunConfig, ...]:
 
 def read_secret(path: str) -> str:
     """Read a CHAP secret from a file nobody but its owner may read."""
+    if not os.path.isabs(path):
+        raise ValueError("expected an absolute path, got %r" % path)
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -117,6 +119,8 @@ def read_secret(path: str) -> str:
             lines = handle.read().splitlines()
     except OSError as exc:
         raise ValueError("cannot read %s: %s" % (path, exc.strerror))
+    except UnicodeDecodeError:
+        raise ValueError("%s is not UTF-8 text" % path)
     secret = lines[0].strip() if lines else ""
     if not secret or not re.match(r"\A[\x21-\x7e]+\Z", secret) or "#" in secret:
         raise ValueError("%s: the first line must be the secret: printable, no "
@@ -147,7 +151,7 @@ def _session_params(section: Section) -> Tuple[Tuple[str, str], ...]:
         name = key[len("session."):]
         value = section.pop(key) or ""
         if name in _SESSION_INT:
-            if not value.isdigit() or len(value) > 9:
+            if not re.match(r"\A[0-9]{1,9}\Z", value):
                 raise section.error(key, "expected a whole number, got %r" % value)
         elif name in _SESSION_BOOL:
             if value.lower() not in ("yes", "no"):

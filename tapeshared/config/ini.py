@@ -4,6 +4,7 @@ import glob
 import os
 import re
 import shlex
+import stat
 from typing import Callable, Dict, List, Optional, Tuple
 
 from tapeshared.core.errors import ConfigError
@@ -16,6 +17,7 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _INLINE_COMMENT = re.compile(r"\s[#;]")
 _DELIMITER = re.compile(r"[=:]")
 MAX_FILE = 1 << 20
+PATH_MAX, NAME_MAX = 4096, 255  # linux/limits.h
 
 
 class Section:
@@ -62,6 +64,8 @@ def config_files(path: str) -> List[str]:
 def read_text(path: str) -> str:
     """A config file's text: UTF-8 without a BOM, no control characters, LF lines."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError("not a regular file", path=path)
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE + 1)
     except OSError as exc:
@@ -240,6 +244,10 @@ def path_value(section: Section, key: str, default: str) -> str:
         return default
     if not os.path.isabs(value) or "\n" in value:
         raise section.error(key, "expected an absolute path, got %r" % value)
+    if len(value.encode("utf-8")) >= PATH_MAX or any(
+            len(part.encode("utf-8")) > NAME_MAX for part in value.split("/")):
+        raise section.error(key, "too long for a path (at most %d bytes, %d per name)"
+                            % (PATH_MAX - 1, NAME_MAX))
     return value
 
 

@@ -112,7 +112,7 @@ class Portal(NamedTuple):
 def host_address_problem(ip: IPAddress) -> Optional[str]:
     """Why ip cannot be a local portal or initiator host address, or None."""
     if ip.is_unspecified:
-        return "is the unspecified address (leave portal unset for all addresses)"
+        return "is the unspecified address"
     if ip.is_multicast:
         return "is a multicast address"
     if ip.version == 4 and int(ip) == 0xFFFFFFFF:
@@ -143,7 +143,8 @@ def parse_portal(text: str) -> Portal:
             raise ValueError("%r: only IPv6 addresses go in brackets" % text)
         problem = host_address_problem(ip)
         if problem:
-            raise ValueError("%r %s" % (text, problem))
+            hint = " (leave portal unset for all addresses)" if ip.is_unspecified else ""
+            raise ValueError("%r %s%s" % (text, problem, hint))
         return Portal(ip, None)
     if "%" in text:
         raise ValueError("%r: scoped addresses are not supported" % text)
@@ -171,7 +172,8 @@ def _looks_ipv4(text: str) -> bool:
 
 
 def _looks_ipv6(text: str) -> bool:
-    return text.count(":") >= 2 and all(c in "0123456789abcdefABCDEF:." for c in text)
+    return "::" in text or (text.count(":") >= 2 and all(
+        c in "0123456789abcdefABCDEF:." for c in text))
 
 
 def network_problem(text: str) -> Optional[str]:
