@@ -13,7 +13,11 @@ _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.-]{0,62}\Z")
 _BOM = b"\xef\xbb\xbf"
 # Characters that would end a line for one reader and not for another (NUL, CR,
 # the C1 controls, Unicode line separators), or that no option needs.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# Invisible or direction-changing characters (zero-width, bidi overrides, a
+# BOM inside the text) would make what the admin reads differ from what we read.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"
+                      "\u2060-\u2069\ufeff]")
+_KEY = re.compile(r"\A[a-z0-9_.]+\Z")
 _INLINE_COMMENT = re.compile(r"\s[#;]")
 _DELIMITER = re.compile(r"[=:]")
 MAX_FILE = 1 << 20
@@ -109,14 +113,14 @@ def _header(path: str, number: int, text: str) -> str:
         if not _NAME.match(export):
             raise ConfigError("export name %r: use letters, digits, '.', '-' (up to "
                               "63, starting with a letter or digit)" % export,
-                              path=path, line=number, section=name)
+                              path=path, line=number)
         return name
     if name.strip() in ("global", "export") or name.strip().startswith("export "):
         raise ConfigError("section header %s: write [global] or [export NAME], one "
                           "space and no space inside the brackets" % text,
                           path=path, line=number)
     raise ConfigError("unknown section %s; expected [global] or [export NAME]" % text,
-                      path=path, line=number, section=name)
+                      path=path, line=number)
 
 
 def parse(path: str, text: str) -> List[Section]:
@@ -168,6 +172,10 @@ def parse(path: str, text: str) -> List[Section]:
         if not name:
             raise ConfigError("a value without a key: %r" % content, path=path,
                               line=number)
+        if not _KEY.match(name):
+            raise ConfigError("key %r: a key has letters, digits, '_' and '.' only"
+                              % content[:delimiter.start()].strip(), path=path,
+                              line=number, section=current.name if current else None)
         if current is None:
             raise ConfigError("%s = ... before any [section] header" % name,
                               path=path, line=number)

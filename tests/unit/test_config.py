@@ -94,7 +94,7 @@ def test_dropins_apply_in_sorted_order(conf, tmp_path):
      "[export t]:session.frobnicate", "unknown session parameter"),
     ("[export t]\nserial = A\ninitiators = ALL\niqn = IQN-bad\n", "[export t]:iqn",
      "not a valid iSCSI name"),
-    ("[export bad_name]\nserial = A\ninitiators = ALL\n", "[export bad_name]",
+    ("[export bad_name]\nserial = A\ninitiators = ALL\n", ":1: export name 'bad_name'",
      "export name"),
     ("[export t]\nserial = A\ninitiators = ALL\nincoming_user = u\n",
      "[export t]:incoming_user", "go together"),

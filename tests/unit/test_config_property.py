@@ -1,0 +1,184 @@
+"""Property: any config file either loads and then plans without exception on every
+backend and firewall, or is refused with a ConfigError at file:line[:[section][:key]]."""
+
+import ipaddress
+import os
+import re
+import shutil
+import tempfile
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import builders
+
+from tapeshared import config
+from tapeshared.backends.iet import plan as ietplan
+from tapeshared.backends.lio import plan as lioplan
+from tapeshared.backends.lio.state import LioState
+from tapeshared.backends.tgt import plan as tgtplan
+from tapeshared.backends.tgt.show import TgtState
+from tapeshared.core.desired import desired_state
+from tapeshared.core.errors import ConfigError
+from tapeshared.core.names import parse_portal
+from tapeshared.firewall.iptables import plan as iptplan
+from tapeshared.firewall.nft import plan as nftplan
+from tapeshared.firewall.spec import checked, spec_for
+
+EXAMPLES = int(os.environ.get("TAPESHARED_CONFIG_EXAMPLES", "300"))
+SECRET = "averylongsecret1"
+
+BASES = [
+    "[global]\nbackend = iet\nfirewall = iptables\nportal = 192.0.2.1\n\n"
+    "[export tape0]\nserial = HU1\ninitiators = 192.0.2.10, 2001:db8::/32\n"
+    "incoming_user = backup\nincoming_secret_file = {secret}\n",
+    "[global]\nbackend = lio\nfirewall = nftables\nport = 3261\n"
+    "[export lib]\nlun0 = serial:CH1\nlun1 = wwn:5000e11100000001\n"
+    "initiators = ALL\ninitiator_iqns = iqn.1994-05.com.example:backup\n",
+    "[global]\nbackend = tgt\nportal = eth0\nfirewall_chain = TS_CHAIN\n"
+    "firewall_parent = RH-Firewall-1-INPUT\n"
+    "[export a]\nserial = HU1\nlun = 1\ninitiators = 10.0.0.0/8\n"
+    "initiator_iqns = iqn.1994-05.com.example:a eui.0123456789abcdef\n"
+    "[export b]\nwwn = naa.5000e11100000002\nlun = 2\ninitiators = 192.0.2.7\n"
+    "initiator_iqns = iqn.1994-05.com.example:b\nabsent = remove\n"
+    "session.MaxBurstLength = 262144\nsession.HeaderDigest = CRC32C,None\n",
+]
+KEYS = ["backend", "apply_mode", "ietd_conf", "initiators_allow", "initiators_deny",
+        "manage_access", "restart_command", "portal", "port", "iqn_prefix", "firewall",
+        "firewall_chain", "firewall_parent", "firewall_save_file", "firewall_save_file6",
+        "state_dir", "lock_file", "lock_timeout", "debounce", "debounce_max",
+        "resync_interval", "stop_action", "iqn", "serial", "wwn", "lun", "lun0", "lun3",
+        "initiators", "initiator_iqns", "incoming_user", "incoming_secret_file",
+        "outgoing_user", "outgoing_secret_file", "absent", "allow_remote",
+        "session.MaxBurstLength", "session.HeaderDigest", "session.InitialR2T", "bogus"]
+VALUES = ["", " ", "0", "1", "-1", "65535", "65536", "3260.5", "nan", "1e9", "yes", "no",
+          "ALL", "all", "0.0.0.0", "::", "224.0.0.1", "fe80::1", "fe80::1%eth0", "eth0",
+          "eth0:1", "eth0:1:2", "lo", "127.0.0.1", "::1", "[2001:db8::1]", "192.0.2.1:3260",
+          "::ffff:10.0.0.1", "10.0.0.1/8", "10.0.0.0/8", "192.0.2.10", ",", "a, ,b",
+          "INPUT", "LOG", "accept", "TAPESHARED", "x" * 29, "-chain", "iqn.2007-04.com.x:y",
+          "iqn.2007-04.com.example", "IQN.2007-04.COM.X:Y", "eui.0123456789abcdef",
+          "naa.0123456789abcdef", "iqn." + "a" * 230, "serial:HU1", "wwn:5000e11100000001",
+          "serial:HU2", "serial:" + "A" * 200, "HU1", "HU2", "A" * 200, "5000e11100000001",
+          "/etc/ietd.conf", "/etc/initiators.allow", "/run/tapeshared/state.json", "relative",
+          "/" + "p" * 300, "iet", "lio", "tgt", "scst", "keep", "remove", "restart", "live",
+          "/bin/true {portal}", "'unterminated", "CRC32C", "None", "Yes", "\u00b2",
+          "x # comment", "a;b", "\\", "%", "[x]", "\u00e9t\u00e9", "\u200b"]
+HEADERS = ["[global]", "[export t]", "[export  t]", "[export t ]", "[export]", "[Global]",
+           "[export a b]", "[export tape0]", "[export " + "n" * 63 + "]", "[export -x]",
+           "[global", "[]", "[export t] ; c", "[export t]x"]
+RAW = [b"\xef\xbb\xbf", b"\xff", b"\x00", b"\r", b"\t", b"\n", b"\n  ", b"=", b":", b"#",
+       b" ;", b"[", b"]", b"\xc3", b"\xe2\x80\xa8", b"\r\n"]
+
+
+@st.composite
+def mutated(draw):
+    """A valid base file with a few random edits, and perhaps a drop-in."""
+    lines = draw(st.sampled_from(BASES)).split("\n")
+    for _ in range(draw(st.integers(0, 3))):
+        edit = draw(st.integers(0, 6))
+        index = draw(st.integers(0, len(lines)))
+        line = lines[min(index, len(lines) - 1)]
+        if edit == 0 and "=" in line:  # a new value for an existing key
+            value = draw(st.one_of(st.sampled_from(VALUES), st.text(max_size=12)))
+            lines[min(index, len(lines) - 1)] = line.split("=")[0] + "= " + value
+        elif edit == 1:  # a new key anywhere
+            lines.insert(index, "%s = %s" % (draw(st.sampled_from(KEYS)),
+                                             draw(st.sampled_from(VALUES))))
+        elif edit == 2:  # a header
+            lines.insert(index, draw(st.sampled_from(HEADERS)))
+        elif edit == 3 and lines:  # a line dropped or doubled
+            if draw(st.booleans()):
+                del lines[min(index, len(lines) - 1)]
+            else:
+                lines.insert(index, line)
+        elif edit == 4:  # random text
+            lines.insert(index, draw(st.text(max_size=20)))
+        elif edit == 5:  # a key's case or spacing
+            lines[min(index, len(lines) - 1)] = draw(st.sampled_from(
+                [line.upper(), "  " + line, line.replace(" = ", "="),
+                 line.replace("=", ":", 1), line + "  ", "\t" + line]))
+    data = "\n".join(lines).encode("utf-8", "surrogatepass")
+    if draw(st.integers(0, 3)) == 0:  # raw bytes somewhere
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.sampled_from(RAW)) + data[at:]
+    dropin = None
+    if draw(st.integers(0, 3)) == 0:
+        dropin = ("%s\n%s = %s\n" % (draw(st.sampled_from(HEADERS)),
+                                      draw(st.sampled_from(KEYS)),
+                                      draw(st.sampled_from(VALUES)))).encode("utf-8")
+    return data, dropin
+
+
+def plan_everything(cfg):
+    """What check-config's acceptance promises: every planner runs on it."""
+    devices = [builders.tape("1:0:6:0", serial="HU1", sg="/dev/sg1"),
+               builders.tape("2:0:0:0", serial="CH1", kind=8, sg="/dev/sg2"),
+               builders.tape("3:0:1:0", serial=None, wwn="5000e11100000001", sg="/dev/sg3"),
+               builders.tape("3:0:2:0", serial="HU2", wwn="5000e11100000002",
+                             sg="/dev/sg4")]
+    g = cfg.globals
+    portals = []
+    if g.portal:
+        parsed = parse_portal(g.portal)
+        portals = [str(parsed.address)] if parsed.address is not None else ["192.0.2.1"]
+    desired = desired_state(cfg, devices)
+    settings_ = ietplan.IetSettings(
+        ietd_conf=g.ietd_conf, initiators_allow=g.initiators_allow,
+        initiators_deny=g.initiators_deny, manage_access=g.manage_access,
+        iet_volume=g.iet_volume, iet_session=g.iet_session,
+        restart_command=g.restart_command, ietadm=g.ietadm, apply_mode=g.apply_mode,
+        restart_retries=g.restart_retries, verify_timeout=g.verify_timeout,
+        proc_net_tcp=(g.proc_net_tcp, g.proc_net_tcp6), port=g.port)
+    if g.backend == "iet":
+        detail = ietplan.IetDetail(conf=None, allow=None, deny=None, volume={})
+        ietplan.plan(ietplan.snapshot(detail, {}, settings_), desired, settings_)
+    elif g.backend == "lio":
+        lioplan.plan_ops(LioState(), desired, g.port)
+    else:
+        tgtplan.plan_ops(TgtState(), desired)
+    spec = checked(spec_for(cfg, portals))
+    for family in (4, 6):
+        iptplan.chain_rules(spec, family)
+    iptplan.jump_rule(spec)
+    nftplan.nft_script(spec)
+    for net in spec.sources:
+        ipaddress.ip_network(net)
+
+
+WHERE = re.compile(r"\A(?P<path>/[^:]+):(?P<line>[0-9]+)(:\[(?P<section>[^\]\n]+)\]"
+                   r"(:(?P<key>[a-z0-9_.]+))?)?: \S")
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(mutated())
+def test_any_config_is_either_refused_at_its_line_or_plans_cleanly(case):
+    data, dropin = case
+    root = tempfile.mkdtemp(prefix="tscfg")
+    try:
+        secret = os.path.join(root, "chap")
+        with open(secret, "w") as handle:
+            handle.write(SECRET + "\n")
+        os.chmod(secret, 0o600)
+        path = os.path.join(root, "tapeshared.conf")
+        with open(path, "wb") as handle:
+            handle.write(data.replace(b"{secret}", secret.encode()))
+        files = [path]
+        if dropin is not None:
+            os.mkdir(os.path.join(root, "conf.d"))
+            files.append(os.path.join(root, "conf.d", "10-x.conf"))
+            with open(files[-1], "wb") as handle:
+                handle.write(dropin)
+        try:
+            cfg = config.load(path)
+        except ConfigError as exc:
+            message = str(exc)
+            match = WHERE.match(message)
+            assert match, message
+            assert match.group("path") in files, message
+            lines = open(match.group("path"), "rb").read().count(b"\n") + 1
+            assert 1 <= int(match.group("line")) <= lines, message
+            assert "\n" not in message, message
+            return
+        plan_everything(cfg)
+    finally:
+        shutil.rmtree(root)
