@@ -18,6 +18,15 @@ _SESSION_INT = ("maxconnections", "maxrecvdatasegmentlength", "maxxmitdatasegmen
                 "maxburstlength", "firstburstlength", "defaulttime2wait",
                 "defaulttime2retain", "maxoutstandingr2t", "errorrecoverylevel",
                 "wthreads", "queuedcommands", "nopinterval", "noptimeout")
+# RFC 3720 section 12 ranges; Wthreads and QueuedCommands as IET's kernel
+# module clamps them (MIN/MAX_NR_WTHREADS, MIN/MAX_NR_QUEUED_CMNDS).
+_SEGMENT = (512, 2 ** 24 - 1)
+_SESSION_RANGE = {"maxconnections": (1, 65535), "maxrecvdatasegmentlength": _SEGMENT,
+                  "maxxmitdatasegmentlength": _SEGMENT, "maxburstlength": _SEGMENT,
+                  "firstburstlength": _SEGMENT, "defaulttime2wait": (0, 3600),
+                  "defaulttime2retain": (0, 3600), "maxoutstandingr2t": (1, 65535),
+                  "errorrecoverylevel": (0, 2), "wthreads": (1, 128),
+                  "queuedcommands": (1, 256)}
 _SESSION_BOOL = ("initialr2t", "immediatedata", "datapduinorder", "datasequenceinorder")
 _SESSION_DIGEST = ("headerdigest", "datadigest")
 _SESSION_NAMES = {k.lower(): k for k in (
@@ -153,6 +162,10 @@ def _session_params(section: Section) -> Tuple[Tuple[str, str], ...]:
         if name in _SESSION_INT:
             if not re.match(r"\A[0-9]{1,9}\Z", value):
                 raise section.error(key, "expected a whole number, got %r" % value)
+            low, high = _SESSION_RANGE.get(name, (0, 999999999))
+            if not low <= int(value) <= high:
+                raise section.error(key, "%s is out of range %d..%d" % (value, low, high))
+            value = str(int(value))
         elif name in _SESSION_BOOL:
             if value.lower() not in ("yes", "no"):
                 raise section.error(key, "expected Yes or No, got %r" % value)
@@ -166,6 +179,12 @@ def _session_params(section: Section) -> Tuple[Tuple[str, str], ...]:
             raise section.error(key, "unknown session parameter; known: %s"
                                 % ", ".join(sorted(_SESSION_NAMES.values())))
         params.append((_SESSION_NAMES[name], value))
+    given = dict(params)
+    if int(given.get("FirstBurstLength", 0)) > int(given.get("MaxBurstLength", 262144)):
+        raise section.error("session.firstburstlength", "FirstBurstLength %s is above "
+                            "MaxBurstLength %s (RFC 3720 12.14)" % (
+                                given["FirstBurstLength"], given.get("MaxBurstLength",
+                                                                      "262144")))
     return tuple(params)
 
 

@@ -32,6 +32,7 @@ CASES = [
     ("port = 3260\n", ":1: port = ... before any [section]", "header"),
     ("[global]\nport 3260\n", ":2: expected KEY = VALUE", "'port 3260'"),
     ("[global]\n= 3260\n", ":2: a value without a key", "= 3260"),
+    ("[global]\nb\u00e4ckend = iet\n", ":2:[global]: key 'b\u00e4ckend'", "letters, digits"),
     ("[global]\nport = 1\nPort = 2\n", ":3:[global]:port", "given twice in this section "
      "(first at line 2)"),
     # bytes: a BOM, non-UTF-8, control characters
@@ -128,6 +129,12 @@ CASES = [
      "LUN 0 given twice"),
     ("[export t]\nlun0 = serial:A\nlun1 = serial:A\ninitiators = ALL\n", ":3:[export t]:lun1",
      "also configured in [export t] LUN 0 ("),
+    (export("session.MaxBurstLength = 511"), ":4:[export t]:session.maxburstlength",
+     "out of range 512..16777215"),
+    (export("session.ErrorRecoveryLevel = 3"), ":4:[export t]:session.errorrecoverylevel",
+     "out of range 0..2"),
+    (export("session.FirstBurstLength = 65536\nsession.MaxBurstLength = 8192"),
+     ":4:[export t]:session.firstburstlength", "above MaxBurstLength 8192"),
     (export("session.MaxBurstLength = \u00b2"), ":4:[export t]:session.maxburstlength",
      "whole number"),
     (export("incoming_user = u\nincoming_secret_file = chap"), ":5:[export t]:"
