@@ -59,17 +59,38 @@ class Section:
         return None if item is None else item[0]
 
 
+def _unsafe(info: os.stat_result) -> Optional[str]:
+    # The files name commands tapeshared runs as root: like sudo and sshd's
+    # StrictModes, refuse what someone else could have written.
+    if info.st_mode & 0o022:
+        return ("writable by group or others (mode %04o): anyone could change the "
+                "commands tapeshared runs; chmod go-w" % (info.st_mode & 0o7777))
+    if info.st_uid not in (0, os.geteuid()):
+        return "owned by uid %d, not by root: chown root" % info.st_uid
+    return None
+
+
 def config_files(path: str) -> List[str]:
     """The main file and its conf.d/*.conf drop-ins, in the order they apply."""
-    dropins = os.path.join(os.path.dirname(os.path.abspath(path)), "conf.d", "*.conf")
-    return [path] + sorted(glob.glob(dropins))
+    folder = os.path.join(os.path.dirname(os.path.abspath(path)), "conf.d")
+    try:
+        problem = _unsafe(os.stat(folder))
+    except OSError:
+        problem = None
+    if problem:
+        raise ConfigError(problem, path=folder)
+    return [path] + sorted(glob.glob(os.path.join(folder, "*.conf")))
 
 
 def read_text(path: str) -> str:
     """A config file's text: UTF-8 without a BOM, no control characters, LF lines."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
             raise ConfigError("not a regular file", path=path)
+        problem = _unsafe(info)
+        if problem:
+            raise ConfigError(problem, path=path)
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE + 1)
     except OSError as exc:

@@ -1,6 +1,7 @@
 """Hostile config input: every bad file is a ConfigError at file:line, found by check-config."""
 
 import os
+import re
 
 import pytest
 from support.configcases import CASES, OK, export
@@ -151,3 +152,21 @@ def test_the_firewall_spec_follows_the_config_initiator_rule(value):
 def test_the_firewall_spec_refuses_a_parent_equal_to_the_chain():
     with pytest.raises(ValueError, match="our own chain"):
         validated(FirewallSpec(chain="TS", parent="TS"))
+
+
+def test_a_config_file_or_dropin_folder_others_can_write_is_refused(conf, tmp_path):
+    write(conf, OK)
+    os.chmod(conf, 0o666)
+    with pytest.raises(ConfigError) as info:
+        config.load(conf)
+    assert str(info.value) == ("%s: writable by group or others (mode 0666): anyone could "
+                               "change the commands tapeshared runs; chmod go-w" % conf)
+    os.chmod(conf, 0o644)
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    os.chmod(str(folder), 0o777)
+    with pytest.raises(ConfigError, match="^%s: writable by group or others" % re.escape(
+            str(folder))):
+        config.load(conf)
+    os.chmod(str(folder), 0o755)
+    assert config.load(conf).exports[0].name == "t"
