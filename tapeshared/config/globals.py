@@ -48,17 +48,24 @@ def managed_paths(settings: GlobalConfig) -> List[Tuple[str, str]]:
 
 def check_paths(section: Section, settings: GlobalConfig, sources: Sequence[str] = ()) -> None:
     """Refuse two managed files at one path, or a managed file that is a config file."""
-    seen: Dict[str, str] = {}
+    seen: Dict[str, Tuple[str, str]] = {}
     for source in sources:
-        seen.setdefault(os.path.realpath(source), "the configuration file %s" % source)
+        seen.setdefault(os.path.realpath(source), ("", source))
     for key, path in managed_paths(settings):
         real = os.path.realpath(path)
-        if real in seen:
-            value = section.pop(key)
-            what = path if value == path else "%s (from %s)" % (path, value)
-            raise section.error(key, "%s is also %s: each managed file needs a path of "
-                                "its own" % (what, seen[real]))
-        seen[real] = "%s (%s)" % (key, path)
+        if real not in seen:
+            seen[real] = (key, path)
+            continue
+        other, other_path = seen[real]
+        if not other:
+            raise section.error(key, "%s is also the configuration file %s: each managed "
+                                "file needs a path of its own" % (path, other_path))
+        # blame a key the files set (a default alone never collides)
+        blamed, named = (key, other) if key in section.values or other not in \
+            section.values else (other, key)
+        raise section.error(blamed, "%s is also %s (%s): each managed file needs a path "
+                            "of its own" % (section.pop(blamed) or path, named,
+                                            other_path if blamed == key else path))
 
 
 def _portal(section: Section) -> str:

@@ -142,6 +142,8 @@ CASES = [
     # managed files: one path each, never a config file
     ("[global]\nietd_conf = /etc/x\ninitiators_allow = /etc/x\n",
      ":3:[global]:initiators_allow", "/etc/x is also ietd_conf (/etc/x)"),
+    ("[global]\nietd_conf = /etc/initiators.allow\n", ":2:[global]:ietd_conf",
+     "/etc/initiators.allow is also initiators_allow (/etc/initiators.allow)"),
     ("[global]\ninitiators_deny = /etc/./ietd.conf\n", ":2:[global]:initiators_deny",
      "is also ietd_conf"),
     ("[global]\nlock_file = /run/tapeshared/state.json\n", ":2:[global]:lock_file",

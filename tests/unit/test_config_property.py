@@ -69,11 +69,101 @@ RAW = [b"\xef\xbb\xbf", b"\xff", b"\x00", b"\r", b"\t", b"\n", b"\n  ", b"=", b"
        b" ;", b"[", b"]", b"\xc3", b"\xe2\x80\xa8", b"\r\n"]
 
 
+# Per key: values valid on their own, then values that are not. Valid values
+# combine into cross-key conflicts (a parent equal to the chain, two managed
+# files at one path, tgt with LUN 0, lio without initiator IQNs, ...).
+GLOBAL_POOLS = {
+    "backend": (["iet", "lio", "tgt", "IET"], ["scst"]),
+    "apply_mode": (["restart", "live"], ["reload"]),
+    "manage_access": (["yes", "no"], ["maybe"]),
+    "portal": (["192.0.2.1", "2001:db8::1", "[2001:db8::1]", "eth0", "eth0:1", "lo"],
+               ["0.0.0.0", "::", "fe80::1", "eth0:1:2", "192.0.2.1:3260",
+                "::ffff:192.0.2.1", "!"]),
+    "port": (["3260", "3261", "1", "65535"], ["0", "65536", "x"]),
+    "iqn_prefix": (["iqn.2007-04.com.example", "iqn.2020-01.org.test:tapes",
+                    "iqn.2007-04.com.example:" + "p" * 180], ["iqn.2007-04", "eui.0"]),
+    "firewall": (["none", "iptables", "nftables"], ["ufw"]),
+    "firewall_chain": (["TAPESHARED", "TS_CHAIN", "ts", "A" * 28],
+                       ["INPUT", "LOG", "accept", "counter", "-x", "A" * 29, "a.b"]),
+    "firewall_parent": (["INPUT", "RH-Firewall-1-INPUT", "TAPESHARED", "TS_CHAIN", "ts"],
+                        ["ACCEPT", "a b"]),
+    "ietd_conf": (["/etc/ietd.conf", "/etc/iet/ietd.conf", "/etc/initiators.allow"],
+                  ["etc/x"]),
+    "initiators_allow": (["/etc/initiators.allow", "/etc/ietd.conf", "/etc/iet/ietd.conf"],
+                         []),
+    "initiators_deny": (["/etc/initiators.deny", "/etc/initiators.allow"], []),
+    "firewall_save_file": (["/etc/sysconfig/iptables", "/etc/ietd.conf"], []),
+    "firewall_save_file6": (["/etc/sysconfig/ip6tables", "/etc/sysconfig/iptables"], []),
+    "state_dir": (["/run/tapeshared", "/run/ts", "/etc"], ["run"]),
+    "lock_file": (["/run/tapeshared/apply.lock", "/run/tapeshared/state.json", "/run/ts"],
+                  []),
+    "restart_command": (["/etc/init.d/iscsi-target restart", "/bin/true {portal}"],
+                        ["'x", ""]),
+    "debounce": (["0.15", "0.01", "60"], ["0", "nan"]),
+    "debounce_max": (["2", "0.01", "600"], ["601"]),
+    "lock_timeout": (["30", "0"], ["3601"]),
+    "stop_action": (["keep", "unexport"], ["drop"]),
+}
+EXPORT_POOLS = {
+    "iqn": (["iqn.2007-04.com.example:t", "iqn.2007-04.com.example:u",
+             "eui.0123456789abcdef", "naa.0123456789abcdef", "IQN.2007-04.COM.EXAMPLE:T"],
+            ["iqn.2007-04.com..x:t", "iqn.2007-04.com.example:" + "a" * 200]),
+    "initiators": (["ALL", "192.0.2.10", "192.0.2.10, 198.51.100.0/24", "2001:db8::/32",
+                    "0.0.0.0/0"], ["10.0.0.1/8", "fe80::1%eth0", "::ffff:10.0.0.1", ",",
+                                   "224.0.0.1"]),
+    "initiator_iqns": (["iqn.1994-05.com.example:backup",
+                        "iqn.1994-05.com.example:a, eui.0123456789abcdef"], ["IQN", ""]),
+    "absent": (["keep", "remove"], ["vanish"]),
+    "allow_remote": (["yes", "no"], ["2"]),
+    "session.MaxBurstLength": (["262144", "8192"], ["511", "16777216"]),
+    "session.FirstBurstLength": (["65536", "512"], ["300"]),
+    "session.HeaderDigest": (["None", "CRC32C", "crc32c,none"], ["md5"]),
+    "session.InitialR2T": (["Yes", "no"], ["1"]),
+    "incoming_user": (["backup"], ["bad user"]),
+}
+DEVICES = (["serial = HU1", "serial = HU2", "serial = CH1", "wwn = 5000e11100000001",
+            "wwn = naa.5000E11100000002", "serial = HU1\nlun = 1", "lun0 = serial:CH1\n"
+            "lun1 = serial:HU1", "lun1 = wwn:5000e11100000001\nlun2 = serial:HU2",
+            "lun0 = serial:HU1\nlun1 = wwn:5000e11100000001"],
+           ["serial = " + "A" * 129, "lun1 = disk:X", "serial = HU2\nlun = 16384"])
+
+
+def _pick(draw, pools, bad_rate):
+    good, bad = pools
+    if bad and draw(st.integers(0, 99)) < bad_rate:
+        return draw(st.sampled_from(bad))
+    return draw(st.sampled_from(good))
+
+
+@st.composite
+def generated(draw):
+    """A configuration built key by key from the pools, mostly of valid values."""
+    bad_rate = draw(st.sampled_from([0, 5, 20]))
+    lines = ["[global]"]
+    for key, pools in GLOBAL_POOLS.items():
+        if draw(st.integers(0, 9)) < 3:
+            lines.append("%s = %s" % (key, _pick(draw, pools, bad_rate)))
+    for number in range(draw(st.integers(0, 3))):
+        lines.append("[export %s]" % draw(st.sampled_from(["t", "u", "tape%d" % number,
+                                                           "n" * 63])))
+        lines.append(_pick(draw, DEVICES, bad_rate))
+        for key, pools in EXPORT_POOLS.items():
+            if key == "initiators" or draw(st.integers(0, 9)) < 3:
+                lines.append("%s = %s" % (key, _pick(draw, pools, bad_rate)))
+                if key == "incoming_user":
+                    lines.append("incoming_secret_file = {secret}")
+    return "\n".join(lines) + "\n"
+
+
 @st.composite
 def mutated(draw):
-    """A valid base file with a few random edits, and perhaps a drop-in."""
-    lines = draw(st.sampled_from(BASES)).split("\n")
-    for _ in range(draw(st.integers(0, 3))):
+    """A valid base (or generated) file with a few random edits, and perhaps a drop-in."""
+    mode = draw(st.integers(0, 2))  # 0: generated as is; 1, 2: with edits
+    base = draw(generated()) if mode != 1 else draw(st.sampled_from(BASES))
+    if mode == 0:
+        return base.encode("utf-8"), None
+    lines = base.split("\n")
+    for _ in range(draw(st.integers(1, 3))):
         edit = draw(st.integers(0, 6))
         index = draw(st.integers(0, len(lines)))
         line = lines[min(index, len(lines) - 1)]
