@@ -87,20 +87,20 @@ GLOBAL_POOLS = {
                        ["INPUT", "LOG", "accept", "counter", "-x", "A" * 29, "a.b"]),
     "firewall_parent": (["INPUT", "RH-Firewall-1-INPUT", "TAPESHARED", "TS_CHAIN", "ts"],
                         ["ACCEPT", "a b"]),
-    "ietd_conf": (["/etc/ietd.conf", "/etc/iet/ietd.conf", "/etc/initiators.allow"],
-                  ["etc/x"]),
-    "initiators_allow": (["/etc/initiators.allow", "/etc/ietd.conf", "/etc/iet/ietd.conf"],
-                         []),
-    "initiators_deny": (["/etc/initiators.deny", "/etc/initiators.allow"], []),
-    "firewall_save_file": (["/etc/sysconfig/iptables", "/etc/ietd.conf"], []),
-    "firewall_save_file6": (["/etc/sysconfig/ip6tables", "/etc/sysconfig/iptables"], []),
-    "state_dir": (["/run/tapeshared", "/run/ts", "/etc"], ["run"]),
-    "lock_file": (["/run/tapeshared/apply.lock", "/run/tapeshared/state.json", "/run/ts"],
-                  []),
+    "ietd_conf": (["/etc/ietd.conf", "/etc/iet/ietd.conf"],
+                  ["etc/x", "/etc/initiators.allow"]),
+    "initiators_allow": (["/etc/initiators.allow", "/etc/iet/initiators.allow"],
+                         ["/etc/ietd.conf"]),
+    "initiators_deny": (["/etc/initiators.deny"], ["/etc/initiators.allow"]),
+    "firewall_save_file": (["/etc/sysconfig/iptables"], ["/etc/ietd.conf"]),
+    "firewall_save_file6": (["/etc/sysconfig/ip6tables"], ["/etc/sysconfig/iptables"]),
+    "state_dir": (["/run/tapeshared", "/run/ts"], ["run"]),
+    "lock_file": (["/run/tapeshared/apply.lock", "/run/lock/tapeshared"],
+                  ["/run/tapeshared/state.json", "/run/tapeshared"]),
     "restart_command": (["/etc/init.d/iscsi-target restart", "/bin/true {portal}"],
                         ["'x", ""]),
-    "debounce": (["0.15", "0.01", "60"], ["0", "nan"]),
-    "debounce_max": (["2", "0.01", "600"], ["601"]),
+    "debounce": (["0.15", "0.01", "1"], ["0", "nan"]),
+    "debounce_max": (["2", "600"], ["601", "0.01"]),
     "lock_timeout": (["30", "0"], ["3601"]),
     "stop_action": (["keep", "unexport"], ["drop"]),
 }
@@ -138,17 +138,21 @@ def _pick(draw, pools, bad_rate):
 @st.composite
 def generated(draw):
     """A configuration built key by key from the pools, mostly of valid values."""
-    bad_rate = draw(st.sampled_from([0, 5, 20]))
+    bad_rate = draw(st.sampled_from([0, 0, 5, 20]))
     lines = ["[global]"]
     for key, pools in GLOBAL_POOLS.items():
-        if draw(st.integers(0, 9)) < 3:
+        if key == "backend" or draw(st.integers(0, 9)) < 3:
             lines.append("%s = %s" % (key, _pick(draw, pools, bad_rate)))
-    for number in range(draw(st.integers(0, 3))):
-        lines.append("[export %s]" % draw(st.sampled_from(["t", "u", "tape%d" % number,
-                                                           "n" * 63])))
+    names = draw(st.lists(st.sampled_from(["t", "u", "tape0", "n" * 63]), min_size=1, max_size=3,
+                          unique=True))
+    if names and draw(st.integers(0, 9)) == 0:
+        names.append(names[0])  # one export twice
+    for name in names:
+        lines.append("[export %s]" % name)
         lines.append(_pick(draw, DEVICES, bad_rate))
         for key, pools in EXPORT_POOLS.items():
-            if key == "initiators" or draw(st.integers(0, 9)) < 3:
+            if key == "initiators" or draw(st.integers(0, 9)) < (
+                    8 if key == "initiator_iqns" else 3):
                 lines.append("%s = %s" % (key, _pick(draw, pools, bad_rate)))
                 if key == "incoming_user":
                     lines.append("incoming_secret_file = {secret}")
