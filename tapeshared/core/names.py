@@ -134,6 +134,9 @@ def parse_portal(text: str) -> Portal:
     address.
     """
     bracketed = text.startswith("[") and text.endswith("]")
+    if _leading_zero(text):
+        raise ValueError("%r: an IPv4 part with a leading zero is ambiguous (octal to "
+                         "some tools); write it without" % text)
     try:
         ip = ipaddress.ip_address(text[1:-1] if bracketed else text)
     except ValueError:
@@ -166,6 +169,14 @@ def parse_portal(text: str) -> Portal:
     return Portal(None, text)
 
 
+def _leading_zero(text: str) -> bool:
+    """Whether a dotted quad in text has a part like 010 (decimal to Python 3.6,
+    octal to inet_aton)."""
+    quad = text.strip("[]").split("/")[0].split(":")[-1].split(".")
+    return len(quad) == 4 and all(p.isdigit() for p in quad) and any(
+        len(p) > 1 and p.startswith("0") for p in quad)
+
+
 def _looks_ipv4(text: str) -> bool:
     head = text.partition(":")[0]
     return bool(head) and all(c.isdigit() or c == "." for c in head) and "." in head
@@ -180,6 +191,11 @@ def network_problem(text: str) -> Optional[str]:
     """Why text is not an initiator address or network we can enforce, or None."""
     if "%" in text:
         return "scoped addresses are not supported"
+    if text.startswith("["):
+        return "write IPv6 addresses and networks without brackets here"
+    if _leading_zero(text):
+        return "an IPv4 part with a leading zero is ambiguous (octal to some tools); " \
+               "write it without"
     try:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
