@@ -18,6 +18,15 @@ _SESSION_INT = ("maxconnections", "maxrecvdatasegmentlength", "maxxmitdatasegmen
                 "maxburstlength", "firstburstlength", "defaulttime2wait",
                 "defaulttime2retain", "maxoutstandingr2t", "errorrecoverylevel",
                 "wthreads", "queuedcommands", "nopinterval", "noptimeout")
+# RFC 3720 section 12 ranges; Wthreads and QueuedCommands as IET's kernel
+# module clamps them (MIN/MAX_NR_WTHREADS, MIN/MAX_NR_QUEUED_CMNDS).
+_SEGMENT = (512, 2 ** 24 - 1)
+_SESSION_RANGE = {"maxconnections": (1, 65535), "maxrecvdatasegmentlength": _SEGMENT,
+                  "maxxmitdatasegmentlength": _SEGMENT, "maxburstlength": _SEGMENT,
+                  "firstburstlength": _SEGMENT, "defaulttime2wait": (0, 3600),
+                  "defaulttime2retain": (0, 3600), "maxoutstandingr2t": (1, 65535),
+                  "errorrecoverylevel": (0, 2), "wthreads": (1, 128),
+                  "queuedcommands": (1, 256)}
 _SESSION_BOOL = ("initialr2t", "immediatedata", "datapduinorder", "datasequenceinorder")
 _SESSION_DIGEST = ("headerdigest", "datadigest")
 _SESSION_NAMES = {k.lower(): k for k in (
@@ -38,8 +47,12 @@ def _initiators(section: Section, key: str) -> Tuple[str, ...]:
     if value is None or not value.strip():
         raise section.error(key, "required: the initiator addresses or networks "
                                  "allowed to connect (or ALL)")
+    items = [item for item in re.split(r"[\s,]+", value.strip()) if item]
+    if not items:
+        raise section.error(key, "an empty list: give the initiator addresses or "
+                                 "networks allowed to connect (or ALL)")
     found = set()
-    for item in re.split(r"[\s,]+", value.strip()):
+    for item in items:
         if item.upper() == "ALL":
             found.add("ALL")
             continue
@@ -64,7 +77,8 @@ def _match(section: Section, key: str, kind: str, value: str) -> Match:
         return Match("wwn", wwn)
     serial, problem = identity_text(value)
     if serial is None:
-        raise section.error(key, "bad serial %r: %s" % (value, problem or "empty"))
+        shown = value if len(value) <= 40 else value[:32] + "..."
+        raise section.error(key, "bad serial %r: %s" % (shown, problem or "empty"))
     return Match("serial", serial)
 
 
@@ -101,6 +115,8 @@ def _luns(section: Section) -> Tuple[LunConfig, ...]:
 
 def read_secret(path: str) -> str:
     """Read a CHAP secret from a file nobody but its owner may read."""
+    if not os.path.isabs(path):
+        raise ValueError("expected an absolute path, got %r" % path)
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -112,6 +128,8 @@ def read_secret(path: str) -> str:
             lines = handle.read().splitlines()
     except OSError as exc:
         raise ValueError("cannot read %s: %s" % (path, exc.strerror))
+    except UnicodeDecodeError:
+        raise ValueError("%s is not UTF-8 text" % path)
     secret = lines[0].strip() if lines else ""
     if not secret or not re.match(r"\A[\x21-\x7e]+\Z", secret) or "#" in secret:
         raise ValueError("%s: the first line must be the secret: printable, no "
@@ -142,8 +160,12 @@ def _session_params(section: Section) -> Tuple[Tuple[str, str], ...]:
         name = key[len("session."):]
         value = section.pop(key) or ""
         if name in _SESSION_INT:
-            if not value.isdigit() or len(value) > 9:
+            if not re.match(r"\A[0-9]{1,9}\Z", value):
                 raise section.error(key, "expected a whole number, got %r" % value)
+            low, high = _SESSION_RANGE.get(name, (0, 999999999))
+            if not low <= int(value) <= high:
+                raise section.error(key, "%s is out of range %d..%d" % (value, low, high))
+            value = str(int(value))
         elif name in _SESSION_BOOL:
             if value.lower() not in ("yes", "no"):
                 raise section.error(key, "expected Yes or No, got %r" % value)
@@ -157,6 +179,12 @@ def _session_params(section: Section) -> Tuple[Tuple[str, str], ...]:
             raise section.error(key, "unknown session parameter; known: %s"
                                 % ", ".join(sorted(_SESSION_NAMES.values())))
         params.append((_SESSION_NAMES[name], value))
+    given = dict(params)
+    if int(given.get("FirstBurstLength", 0)) > int(given.get("MaxBurstLength", 262144)):
+        raise section.error("session.firstburstlength", "FirstBurstLength %s is above "
+                            "MaxBurstLength %s (RFC 3720 12.14)" % (
+                                given["FirstBurstLength"], given.get("MaxBurstLength",
+                                                                      "262144")))
     return tuple(params)
 
 

@@ -1,6 +1,7 @@
 """The [global] section: every key validated into a GlobalConfig."""
 
 import os
+from typing import Dict, List, Sequence, Tuple
 
 from tapeshared.config.ini import Section, boolean, choice, command, number, path_value
 from tapeshared.core.model import GlobalConfig
@@ -15,6 +16,56 @@ def _chain(section: Section, key: str, default: str) -> str:
     if problem:
         raise section.error(key, "%r: %s" % (value, problem))
     return value
+
+
+def _parent(section: Section, chain: str, default: str) -> str:
+    parent = _chain(section, "firewall_parent", default)
+    problem = parent_chain_problem(parent, chain)
+    if problem:
+        key = "firewall_parent" if "firewall_parent" in section.values else "firewall_chain"
+        raise section.error(key, "%r: %s" % (parent, problem))
+    return parent
+
+
+def managed_paths(settings: GlobalConfig) -> List[Tuple[str, str]]:
+    """(key, path) of every file or directory this configuration writes."""
+    paths = [("state_dir", settings.state_dir),
+             ("state_dir", os.path.join(settings.state_dir, "state.json")),
+             ("lock_file", settings.lock_file)]
+    if settings.backend == "iet":
+        paths.append(("ietd_conf", settings.ietd_conf))
+        if settings.manage_access:
+            paths += [("initiators_allow", settings.initiators_allow),
+                      ("initiators_deny", settings.initiators_deny)]
+    if settings.backend == "tgt":
+        paths.append(("state_dir", os.path.join(settings.state_dir, "tgt.json")))
+    if settings.firewall == "iptables":
+        paths += [(key, path) for key, path in (
+            ("firewall_save_file", settings.firewall_save_file),
+            ("firewall_save_file6", settings.firewall_save_file6)) if path]
+    return paths
+
+
+def check_paths(section: Section, settings: GlobalConfig, sources: Sequence[str] = ()) -> None:
+    """Refuse two managed files at one path, or a managed file that is a config file."""
+    seen: Dict[str, Tuple[str, str]] = {}
+    for source in sources:
+        seen.setdefault(os.path.realpath(source), ("", source))
+    for key, path in managed_paths(settings):
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen[real] = (key, path)
+            continue
+        other, other_path = seen[real]
+        if not other:
+            raise section.error(key, "%s is also the configuration file %s: each managed "
+                                "file needs a path of its own" % (path, other_path))
+        # blame a key the files set (a default alone never collides)
+        blamed, named = (key, other) if key in section.values or other not in \
+            section.values else (other, key)
+        raise section.error(blamed, "%s is also %s (%s): each managed file needs a path "
+                            "of its own" % (section.pop(blamed) or path, named,
+                                            other_path if blamed == key else path))
 
 
 def _portal(section: Section) -> str:
@@ -71,7 +122,8 @@ def global_config(section: Section) -> GlobalConfig:
         firewall=choice(section, "firewall", base.firewall,
                          ("none", "iptables", "nftables")),
         firewall_chain=_chain(section, "firewall_chain", base.firewall_chain),
-        firewall_parent=_chain(section, "firewall_parent", base.firewall_parent),
+        firewall_parent=_parent(section, _chain(section, "firewall_chain",
+                                                base.firewall_chain), base.firewall_parent),
         firewall_save_file=path_value(section, "firewall_save_file", ""),
         firewall_save_file6=path_value(section, "firewall_save_file6", ""),
         debounce=debounce,

@@ -5,7 +5,8 @@ from typing import Optional, Tuple, Union
 
 # A serial or WWN becomes part of names and comments we render: keep it to a
 # conservative charset, so no device string can end a line or start a token.
-_IDENTITY_OK = re.compile(r"\A[A-Za-z0-9._:+/-]{1,128}\Z")
+IDENTITY_MAX = 128
+_IDENTITY_OK = re.compile(r"\A[A-Za-z0-9._:+/-]{1,%d}\Z" % IDENTITY_MAX)
 # Printable, but they would end or split a token where device text is rendered;
 # the backslash is escaped so an escape sequence cannot be forged.
 _DISPLAY_ESCAPED = frozenset("\\#,=")
@@ -60,6 +61,8 @@ def identity_text(raw: Raw) -> Tuple[Optional[str], Optional[str]]:
     problem = describe_bad(text)
     if problem is not None:
         return None, problem
+    if len(text) > IDENTITY_MAX:
+        return None, "too long (%d characters, at most %d)" % (len(text), IDENTITY_MAX)
     if not _IDENTITY_OK.match(text):
         bad = sorted(set(c for c in text if not _IDENTITY_OK.match(c)))
         return None, "characters %r are not allowed in an identity" % "".join(bad)

@@ -18,7 +18,12 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from tapeshared.core.errors import ConfigError, TransientError
 from tapeshared.core.model import Config
-from tapeshared.core.names import chain_problem, parent_chain_problem
+from tapeshared.core.names import (
+    chain_problem,
+    host_address_problem,
+    network_problem,
+    parent_chain_problem,
+)
 from tapeshared.core.plan import FileChange
 
 COMMENT = "tapeshared"
@@ -130,13 +135,10 @@ def normalize_sources(values: Iterable[str]) -> Tuple[str, ...]:
     """Return sources as sorted, unique CIDR strings; ValueError names a bad one."""
     nets = set()
     for value in values:
-        try:
-            net = ipaddress.ip_network(str(value).strip(), strict=True)
-        except ValueError as exc:
-            raise ValueError("firewall source %r is not an address or network "
-                             "with zero host bits: %s" % (value, exc))
-        _refuse_mapped("source", value, net.network_address, net.prefixlen >= 96)
-        nets.add(net)
+        problem = network_problem(str(value).strip())
+        if problem:
+            raise ValueError("firewall source %r: %s" % (value, problem))
+        nets.add(ipaddress.ip_network(str(value).strip(), strict=True))
     return tuple(str(n) for n in sorted(nets, key=lambda n: (n.version, n)))
 
 
@@ -148,18 +150,11 @@ def normalize_portals(values: Iterable[str]) -> Tuple[str, ...]:
             addr = ipaddress.ip_address(str(value).strip())
         except ValueError as exc:
             raise ValueError("firewall portal %r is not an IP address: %s" % (value, exc))
-        _refuse_mapped("portal", value, addr, True)
+        problem = host_address_problem(addr)
+        if problem:
+            raise ValueError("firewall portal %r %s" % (value, problem))
         addrs.add(addr)
     return tuple(str(a) for a in sorted(addrs, key=lambda a: (a.version, a)))
-
-
-def _refuse_mapped(what: str, value: str, addr: object, whole: bool) -> None:
-    # Netfilter sees IPv4 clients as IPv4 packets, and the tools print mapped
-    # addresses in forms of their own: the IPv4 form is the only one that works.
-    mapped = getattr(addr, "ipv4_mapped", None)
-    if mapped is not None and whole:
-        raise ValueError("firewall %s %r is an IPv4-mapped IPv6 address; write it "
-                         "as IPv4 (%s)" % (what, value, mapped))
 
 
 def validated(spec: FirewallSpec) -> FirewallSpec:
@@ -167,11 +162,9 @@ def validated(spec: FirewallSpec) -> FirewallSpec:
     problem = chain_problem(spec.chain)
     if problem:
         raise ValueError("firewall chain %r: %s" % (spec.chain, problem))
-    problem = parent_chain_problem(spec.parent)
+    problem = parent_chain_problem(spec.parent, spec.chain)
     if problem:
         raise ValueError("firewall parent %r: %s" % (spec.parent, problem))
-    if spec.chain == spec.parent:
-        raise ValueError("firewall chain and parent are both %r" % spec.chain)
     if isinstance(spec.port, bool) or not isinstance(spec.port, int) \
             or not 0 < spec.port < 65536:
         raise ValueError("firewall port %r is not in 1-65535" % (spec.port,))

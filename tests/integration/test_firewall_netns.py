@@ -206,7 +206,7 @@ def test_persisted_save_file_loads_to_the_state_ensure_builds(ns, variant, tmp_p
 
 @pytest.mark.parametrize("sources, portals", [
     (("0.0.0.0/0", "::/0"), ()),
-    (("10.0.0.0/8", "2001:db8::/32", "0.0.0.0"), ("192.0.2.1",)),
+    (("10.0.0.0/8", "2001:db8::/32", "0.0.0.0/8"), ("192.0.2.1",)),
     ((), ("2001:db8::1",)),
 ])
 def test_edge_specs_converge_in_both_backends(ns, sources, portals):

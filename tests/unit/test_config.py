@@ -94,7 +94,7 @@ def test_dropins_apply_in_sorted_order(conf, tmp_path):
      "[export t]:session.frobnicate", "unknown session parameter"),
     ("[export t]\nserial = A\ninitiators = ALL\niqn = IQN-bad\n", "[export t]:iqn",
      "not a valid iSCSI name"),
-    ("[export bad_name]\nserial = A\ninitiators = ALL\n", "[export bad_name]",
+    ("[export bad_name]\nserial = A\ninitiators = ALL\n", ":1: export name 'bad_name'",
      "export name"),
     ("[export t]\nserial = A\ninitiators = ALL\nincoming_user = u\n",
      "[export t]:incoming_user", "go together"),
@@ -102,7 +102,8 @@ def test_dropins_apply_in_sorted_order(conf, tmp_path):
      "initiators = ALL\n", "[export u]", "device serial:A is also configured"),
     ("[export t]\nserial = A\ninitiators = ALL\n[export u]\nserial = B\ninitiators = ALL\n"
      "iqn = iqn.2007-04.com.example:t\n", "[export u]:iqn", "also used by [export t]"),
-    ("[global]\nport = 1\nport = 2\n", "", "already exists"),
+    ("[global]\nport = 1\nport = 2\n", ":3:[global]:port", "given twice in this section "
+     "(first at line 2)"),
 ])
 def test_errors_name_file_section_key(conf, text, where, what):
     write(conf, text)
