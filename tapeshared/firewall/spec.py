@@ -3,11 +3,18 @@
 # Policy, per address family (4 and 6), shared by the iptables and nft renderings:
 # - accept tcp to `port` from every source of that family to every portal of that
 #   family (any destination when the spec has no portals at all);
-# - then, if reject_others, reject (tcp reset) all other tcp to `port` for each
-#   portal of that family; a family that has no portal of its own (or a spec with
-#   no portals) rejects tcp to `port` on any address. So a family without sources
-#   is closed, never open: nothing wider than the configured initiators reaches
-#   the port, whichever addresses the target happens to listen on.
+# - then, if reject_others, reject (tcp reset) all other tcp to `port`, whatever
+#   its destination: 127.0.0.1, a second address on another link, an address
+#   added later. Nothing falls through to the parent chain for the port, so the
+#   parent's policy and any older rule there (an rc.local-era ACCEPT for 3260)
+#   cannot widen access, whichever addresses the target happens to listen on. A
+#   family without sources is closed, never open.
+# The jump is the first rule of the parent chain (only plain DROP/REJECT/LOG
+# rules may sit above it, since they cannot accept), so it also comes before a
+# generic ESTABLISHED accept: every packet to the port passes our chain, and an
+# initiator removed from the configuration loses its open connection at the
+# next apply (its next segment is answered with a reset). nft: our base chain's
+# reject is final for the hook whatever other tables accept.
 # Our chain (iptables) or table (nft) is wholly ours: any rule in it that we did
 # not render is drift and is removed, since it could widen access. Outside it we
 # only ever touch rules carrying our comment (the jump).

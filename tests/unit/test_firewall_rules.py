@@ -16,11 +16,10 @@ from tapeshared.firewall.iptables.backend import IptablesFirewall
 from tapeshared.firewall.iptables.plan import (
     Rule,
     add_argv,
+    cannot_accept,
     chain_rules,
     check_argv,
     delete_argv,
-    is_final_reject,
-    jump_insert_position,
     jump_rule,
     merge_save_file,
     parse_rules,
@@ -119,10 +118,20 @@ def test_chain_rules_split_by_family():
     assert [rule_line(r) for r in chain_rules(SPEC, 4)] == [
         "-A TAPESHARED -s 192.0.2.0/28 -d 192.0.2.1/32 %s -j ACCEPT" % TAIL,
         "-A TAPESHARED -s 192.0.2.2/32 -d 192.0.2.1/32 %s -j ACCEPT" % TAIL,
-        "-A TAPESHARED -d 192.0.2.1/32 %s -j REJECT --reject-with tcp-reset" % TAIL]
+        "-A TAPESHARED %s -j REJECT --reject-with tcp-reset" % TAIL]
     assert [rule_line(r) for r in chain_rules(SPEC, 6)] == [
         "-A TAPESHARED -s 2001:db8::2/128 -d 2001:db8::1/128 %s -j ACCEPT" % TAIL,
-        "-A TAPESHARED -d 2001:db8::1/128 %s -j REJECT --reject-with tcp-reset" % TAIL]
+        "-A TAPESHARED %s -j REJECT --reject-with tcp-reset" % TAIL]
+
+
+def test_reject_covers_every_destination_not_only_the_portals():
+    # 127.0.0.1, a second link's address, one added later: none falls through
+    for family in (4, 6):
+        last = chain_rules(SPEC, family)[-1].args
+        assert "-d" not in last and last[-3:] == ("REJECT", "--reject-with", "tcp-reset")
+    assert nft_rules(SPEC)[-1] == \
+        'ip6 version 6 tcp dport 3260 reject with tcp reset comment "tapeshared"'
+    assert not any("reject" in r and "daddr" in r for r in nft_rules(SPEC))
 
 
 def test_family_without_sources_or_portal_is_closed_not_open():
@@ -160,10 +169,10 @@ def test_nft_script_replaces_our_table_in_one_transaction():
         "\t\ttype filter hook input priority -1; policy accept;",
         '\t\tip saddr 192.0.2.0/28 ip daddr 192.0.2.1 tcp dport 3260 accept comment "tapeshared"',
         '\t\tip saddr 192.0.2.2 ip daddr 192.0.2.1 tcp dport 3260 accept comment "tapeshared"',
-        '\t\tip daddr 192.0.2.1 tcp dport 3260 reject with tcp reset comment "tapeshared"',
+        '\t\tip version 4 tcp dport 3260 reject with tcp reset comment "tapeshared"',
         '\t\tip6 saddr 2001:db8::2 ip6 daddr 2001:db8::1 tcp dport 3260 accept '
         'comment "tapeshared"',
-        '\t\tip6 daddr 2001:db8::1 tcp dport 3260 reject with tcp reset comment "tapeshared"',
+        '\t\tip6 version 6 tcp dport 3260 reject with tcp reset comment "tapeshared"',
         "\t}", "}", ""])
     closed = nft_rules(validated(FirewallSpec()))
     assert closed == ['ip version 4 tcp dport 3260 reject with tcp reset comment "tapeshared"',
@@ -194,21 +203,19 @@ def test_parse_rules_and_diff():
     assert diff_rules(["a"], ["a"]).clean
 
 
-@pytest.mark.parametrize("args, final", [
+@pytest.mark.parametrize("args, harmless", [
     (("-j", "REJECT", "--reject-with", "icmp-host-prohibited"), True),
-    (("-j", "DROP"), True),
-    (("-m", "comment", "--comment", "x", "-j", "REJECT"), True),
-    (("-p", "tcp", "-j", "REJECT"), False),
-    (("-j", "ACCEPT"), False),
+    (("-s", "198.51.100.7/32", "-j", "DROP"), True),
+    (("-m", "comment", "--comment", "x", "-j", "LOG"), True),
+    (("-p", "tcp", "-m", "tcp", "--dport", "3260"), True),
+    (("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"), False),
+    (("-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT"), False),
+    (("-j", "RH-Firewall-1-INPUT"), False),
+    (("-j", "RETURN"), False),
+    (("-g", "OTHER"), False),
 ])
-def test_final_reject(args, final):
-    assert is_final_reject(args) is final
-
-
-def test_jump_insert_position():
-    assert jump_insert_position([]) == 1
-    assert jump_insert_position([("-i", "lo", "-j", "ACCEPT"), ("-j", "ACCEPT")]) == 1
-    assert jump_insert_position([("-i", "lo", "-j", "ACCEPT"), ("-j", "DROP")]) == 2
+def test_only_rules_that_cannot_accept_may_precede_the_jump(args, harmless):
+    assert cannot_accept(args) is harmless
 
 
 def test_plan_family_on_parsed_tables():
@@ -223,9 +230,13 @@ def test_plan_family_on_parsed_tables():
     assert plan_family(SPEC, 6, twice).actions == (
         "delete " + rule_line(jump_rule(SPEC)), "delete " + rule_line(jump_rule(SPEC)),
         "insert jump to TAPESHARED at INPUT position 1")
-    late = dict(done, INPUT=[("-j", "DROP"), jump_rule(SPEC).args])
-    assert plan_family(SPEC, 6, late).actions[-1] == \
-        "insert jump to TAPESHARED at INPUT position 1"
+    banned = dict(done, INPUT=[("-s", "2001:db8::7/128", "-j", "DROP"), jump_rule(SPEC).args])
+    assert plan_family(SPEC, 6, banned).commands == ()
+    for first in [("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"),
+                  ("-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT")]:
+        late = dict(done, INPUT=[first, jump_rule(SPEC).args])
+        assert plan_family(SPEC, 6, late).commands == (
+            tuple(delete_argv(jump_rule(SPEC))), tuple(add_argv(jump_rule(SPEC), 1)))
 
 
 class CannedRunner:
@@ -264,7 +275,9 @@ def test_merge_save_file_owns_only_its_lines():
     merged = merge_save_file(XCPNG, _xcp_spec(), 4)
     lines = merged.splitlines()
     assert lines[9] == ":TAPESHARED - [0:0]"
-    assert lines[13] == "-A RH-Firewall-1-INPUT -m comment --comment tapeshared -j TAPESHARED"
+    # first in the parent, above the ACCEPTs of lo and ssh
+    assert lines[11] == "-A RH-Firewall-1-INPUT -m comment --comment tapeshared -j TAPESHARED"
+    assert lines[12] == "-A RH-Firewall-1-INPUT -i lo -j ACCEPT"
     assert lines[14].endswith("-j REJECT --reject-with icmp-host-prohibited")
     assert lines[15:18] == [rule_line(r) for r in chain_rules(_xcp_spec(), 4)] + ["COMMIT"]
     assert [x for x in merged.splitlines(True) if "TAPESHARED" not in x] == \
