@@ -23,7 +23,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from tapeshared.core.errors import ConfigError, TransientError
+from tapeshared.core.errors import ConfigError, TapesharedError, TransientError
 from tapeshared.core.model import Config
 from tapeshared.core.names import chain_problem, parent_chain_problem
 from tapeshared.core.plan import FileChange
@@ -116,6 +116,33 @@ class Conveniences:
     def pending(self, spec: FirewallSpec) -> List[str]:
         """The actions ensure would take now."""
         return list(self.plan(self.observe(spec), spec).actions)
+
+    def family_states(self, state: FirewallState,
+                      spec: FirewallSpec) -> List[Tuple[str, str, str]]:
+        """Per table label (iptables, ip6tables, nft): ("in step" | "out of step" |
+        "failing", detail), each judged on its own (pure over state)."""
+        found = []
+        for label in sorted(set(state.tables) | set(state.errors)):
+            if label in state.errors or label not in state.tables:
+                found.append((label, "failing", state.errors.get(label, "not read")))
+                continue
+            one = FirewallState({label: state.tables[label]}, files=state.files)
+            try:
+                problems = [why for name, why in self.plan(one, spec).errors
+                            if name == label]
+            except TapesharedError as exc:  # a save file that cannot be merged
+                problems = [str(exc)]
+            if problems:
+                found.append((label, "failing", "; ".join(problems)))
+                continue
+            status = self.status(one, spec)
+            if status.clean:
+                found.append((label, "in step", ""))
+            else:
+                found.append((label, "out of step", "%d missing, %d extra%s" % (
+                    len(status.missing), len(status.extra),
+                    ", misordered" if status.misordered else "")))
+        return found
 
 
 def spec_for(config: Config, portals: Sequence[str]) -> FirewallSpec:

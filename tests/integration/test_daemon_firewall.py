@@ -2,11 +2,16 @@
 what the host does to the tables (a missing parent chain, a flush) is retried and
 repaired, and never stops the rest (renumbering) from being repaired."""
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 from support.daemonrun import SERIAL, DaemonRun, hctl_line, in_netns, netns_wrapper, wait_for
+from support.paths import ROOT
 from support.udevbed import Bed
 
 from tapeshared.daemon.loop import BACKOFF_FIRST
@@ -102,3 +107,57 @@ def test_nft_table_deleted_or_ruleset_flushed_is_repaired(run, ietroot):
     in_netns(pid, "nft", "flush", "ruleset")
     wait_for(lambda: "192.0.2.10" in table(), timeout=20, what="the table after a flush")
     assert d.proc.poll() is None and "configuration error" not in d.text()
+
+
+NO_IPV6 = """#!/bin/sh
+# ip6tables as on a kernel booted with ipv6.disable=1, until the test loads "IPv6"
+if [ -e "%(flag)s" ]; then exec %(real)s "$@"; fi
+echo "ip6tables v1.8.9 (nf_tables): can't initialize ip6tables table \\`filter': \
+Address family not supported by protocol" >&2
+exit 3
+"""
+
+
+def _no_ipv6_path(tmp_path):
+    """A PATH whose ip6tables and ip6tables-restore fail until tmp_path/ipv6 exists."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("ip6tables", "ip6tables-restore"):
+        script = bindir / name
+        script.write_text(NO_IPV6 % {"flag": tmp_path / "ipv6", "real": shutil.which(name)})
+        script.chmod(0o755)
+    return "%s:%s" % (bindir, os.environ["PATH"])
+
+
+def _status(d, env):
+    out = subprocess.run(["nsenter", "-t", str(d.proc.pid), "-n", sys.executable, "-m",
+                          "tapeshared", "-c", d.conf, "status", "--json"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=60)
+    return out.returncode, json.loads(out.stdout)
+
+
+@pytest.mark.daemon
+def test_no_ipv6_still_gets_ipv4_rules_and_the_export(run, ietroot, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", _no_ipv6_path(tmp_path))
+    d = run(firewall="iptables", resync_interval="1")
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    pid = d.proc.pid
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the export")
+    wait_for(lambda: "-A TAPESHARED -s 192.0.2.10/32" in in_netns(pid, "iptables", "-S"),
+             what="the IPv4 rules")
+    wait_for(lambda: d.text().count("Address family not supported") >= 2, timeout=20,
+             what="the IPv6 family retried")
+    env = dict(os.environ, PYTHONPATH=ROOT, UMOCKDEV_DIR=d.bed.tb.get_root_dir())
+    code, doc = _status(d, env)
+    families = {f["family"]: f for f in doc["firewall"]}
+    assert families["iptables"]["state"] == "in step"
+    assert families["ip6tables"]["state"] == "failing"
+    assert "Address family not supported" in families["ip6tables"]["detail"]
+    assert code == 150
+    # IPv6 comes back (module loaded): the next retry brings it in step
+    (tmp_path / "ipv6").write_text("")
+    wait_for(lambda: "-A TAPESHARED -p tcp" in in_netns(pid, "ip6tables", "-S"), timeout=30,
+             what="the IPv6 rules once ip6tables works")
+    assert [f["state"] for f in _status(d, env)[1]["firewall"]] == ["in step", "in step"]

@@ -306,3 +306,34 @@ def test_namespaces_are_private():
     host = subprocess.run(["iptables", "-w", "-S"], stdout=subprocess.PIPE,
                           universal_newlines=True).stdout
     assert "tapeshared" not in host
+
+
+def _failing(tmp_path, name):
+    script = tmp_path / name
+    script.write_text("#!/bin/sh\necho \"%s: can't initialize ip6tables table 'filter': "
+                      "Address family not supported by protocol\" >&2\nexit 3\n" % name)
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_ipv6_failing_at_apply_keeps_the_ipv4_rules(ns, tmp_path):
+    fw = IptablesFirewall(NetnsRunner(ns), ip6tables_restore=_failing(tmp_path, "restore6"))
+    with pytest.raises(TransientError, match="ip6tables: .*Address family not supported"):
+        fw.ensure(SPEC)
+    ipt = Ipt(ns, VARIANTS["nft"])
+    assert ipt.rules()[0] == JUMP and len(ipt.rules("TAPESHARED")) == 2
+    assert fw.family_states(fw.observe(SPEC), SPEC) == [
+        ("ip6tables", "out of step", "4 missing, 0 extra"), ("iptables", "in step", "")]
+
+
+def test_ipv6_failing_at_read_is_reported_per_family(ns, tmp_path):
+    fw = IptablesFirewall(NetnsRunner(ns), ip6tables=_failing(tmp_path, "ip6tables"))
+    with pytest.raises(TransientError, match="ip6tables"):
+        fw.ensure(SPEC)
+    states = fw.family_states(fw.observe(SPEC), SPEC)
+    assert [s[:2] for s in states] == [("ip6tables", "failing"), ("iptables", "in step")]
+    assert "Address family not supported" in states[0][2]
+    parentless = FirewallSpec(parent="RH-Firewall-1-INPUT", sources=V4)
+    assert fw.family_states(fw.observe(parentless), parentless)[1] == (
+        "iptables", "failing",
+        "parent chain RH-Firewall-1-INPUT does not exist in the iptables filter table")
