@@ -153,11 +153,21 @@ def spec_for(config: Config, portals: Sequence[str]) -> FirewallSpec:
     for export in config.exports:
         for network in export.initiators:
             sources.update(("0.0.0.0/0", "::/0") if network == "ALL" else (network,))
+    # The portal's addresses come from the host, not the file: one netfilter can
+    # never see as a destination (IPv4-mapped) is left out, never a config error.
+    portals = [p for p in portals if not _mapped(p)]
     if settings.portal and not portals:
         sources = set()
     return FirewallSpec(chain=settings.firewall_chain, parent=settings.firewall_parent,
                         port=settings.port, portals=tuple(sorted(portals)),
                         sources=tuple(sorted(sources)))
+
+
+def _mapped(text: str) -> bool:
+    try:
+        return getattr(ipaddress.ip_address(text), "ipv4_mapped", None) is not None
+    except ValueError:
+        return False
 
 
 def normalize_sources(values: Iterable[str]) -> Tuple[str, ...]:

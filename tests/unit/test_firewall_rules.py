@@ -7,6 +7,7 @@ import os
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.builders import config, export
 
 import tapeshared.firewall.iptables.plan as iptables_plan
 import tapeshared.firewall.nft.plan as nft_plan
@@ -361,3 +362,12 @@ def test_rendering_is_deterministic_and_family_pure(networks, portals):
         assert parse_rules("\n".join(rule_line(r) for r in chain_rules(spec, family))) \
             .get("TAPESHARED", []) == [r.args for r in chain_rules(spec, family)]
     assert nft_script(spec) == nft_script(validated(spec))
+
+
+def test_spec_for_leaves_out_a_mapped_portal_address_the_host_reports():
+    cfg = config(export(initiators=("192.0.2.2",)), portal="eth0", firewall="iptables")
+    spec = fwspec.spec_for(cfg, ["::ffff:192.0.2.1", "192.0.2.1"])
+    assert spec.portals == ("192.0.2.1",) and spec.sources == ("192.0.2.2",)
+    fwspec.checked(spec)  # plans: a host address is never a configuration error
+    only_mapped = fwspec.spec_for(cfg, ["::ffff:192.0.2.1"])
+    assert only_mapped.portals == () and only_mapped.sources == ()
