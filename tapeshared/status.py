@@ -28,7 +28,7 @@ EPILOG = """status exit codes (LSB):
   3   the daemon is not running (what the target exports is still shown)
   4   status unknown: the state file is unreadable, or the daemon stopped updating it
   150 the daemon runs but an export is broken (not live, not verified, or the
-      last apply failed)
+      last apply failed), or a firewall family is not in step
 """
 
 
