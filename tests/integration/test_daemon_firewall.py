@@ -67,6 +67,7 @@ def test_missing_parent_chain_is_retried_while_renumbering_goes_on(run, ietroot)
              what="the export to follow the tape while the firewall fails")
     # the firewall service comes up: the jump follows, first in the parent, no SIGHUP
     _both(pid, "-N", PARENT)
+    _both(pid, "-A", "INPUT", "-j", PARENT)
     _both(pid, "-A", PARENT, "-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT")
     for binary in ("iptables", "ip6tables"):
         wait_for(lambda b=binary: JUMP in _parent(pid, b), timeout=20,
@@ -75,14 +76,17 @@ def test_missing_parent_chain_is_retried_while_renumbering_goes_on(run, ietroot)
     assert rules[0] == JUMP
     # an admin deletes the parent chain (a firewall service restart), then it is back
     _both(pid, "-F", PARENT)
+    _both(pid, "-D", "INPUT", "-j", PARENT)
     _both(pid, "-X", PARENT)
     wait_for(lambda: len(re.findall("parent chain %s does not exist" % PARENT,
                                     d.text())) >= 2, timeout=20 * BACKOFF_FIRST,
              what="the missing parent reported again")
     _both(pid, "-N", PARENT)
+    _both(pid, "-A", "INPUT", "-j", PARENT)
     wait_for(lambda: JUMP in _parent(pid), timeout=20, what="the jump back after -X")
-    # an admin's flush of every chain
+    # an admin's flush of every chain (the service then reloads its rules)
     _both(pid, "-F")
+    _both(pid, "-A", "INPUT", "-j", PARENT)
     wait_for(lambda: JUMP in _parent(pid) and "-A TAPESHARED -s 192.0.2.10/32 " in
              "\n".join(_parent(pid)), timeout=20, what="the rules back after iptables -F")
     assert d.proc.poll() is None and "configuration error" not in d.text()

@@ -187,8 +187,18 @@ def test_missing_parent_is_a_runtime_condition_retried_later(ipt):
     assert ipt.rules() == []
     ipt("-N", "RH-Firewall-1-INPUT")
     ipt("-N", "RH-Firewall-1-INPUT", v6=True)
-    assert ipt.fw.ensure(spec)
+    # our rules go in, but nothing reaches them yet: said, and retried
+    with pytest.raises(TransientError, match="not reached from INPUT"):
+        ipt.fw.ensure(spec)
     assert ipt.fw.inspect(spec).clean
+    ipt("-A", "INPUT", "-j", "RH-Firewall-1-INPUT")
+    ipt("-A", "INPUT", "-j", "RH-Firewall-1-INPUT", v6=True)
+    assert ipt.fw.ensure(spec) == []
+    # an old ACCEPT above the jump to the parent shadows our chain: said, not touched
+    ipt("-I", "INPUT", "1", "-p", "tcp", "--dport", "3260", "-j", "ACCEPT")
+    with pytest.raises(TransientError, match="rule 1 of INPUT may accept tcp/3260"):
+        ipt.fw.ensure(spec)
+    assert ipt.rules("INPUT")[0] == "-A INPUT -p tcp -m tcp --dport 3260 -j ACCEPT"
 
 
 def test_persisted_save_file_loads_to_the_state_ensure_builds(ns, variant, tmp_path):

@@ -371,3 +371,46 @@ def test_spec_for_leaves_out_a_mapped_portal_address_the_host_reports():
     fwspec.checked(spec)  # plans: a host address is never a configuration error
     only_mapped = fwspec.spec_for(cfg, ["::ffff:192.0.2.1"])
     assert only_mapped.portals == () and only_mapped.sources == ()
+
+
+@pytest.mark.parametrize("args, accepts", [
+    (("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"), True),
+    (("-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "ACCEPT"), False),
+    (("-p", "tcp", "-m", "multiport", "--dports", "80,3000:4000", "-j", "ACCEPT"), True),
+    (("-p", "tcp", "-m", "multiport", "--dports", "80,443", "-j", "ACCEPT"), False),
+    (("-p", "udp", "-j", "ACCEPT"), False),
+    (("-p", "tcp", "!", "--dport", "22", "-j", "ACCEPT"), True),
+    (("-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT"), True),
+    (("-i", "lo", "-j", "ACCEPT"), True),
+    (("-j", "SSH"), False),  # SSH only accepts port 22
+    (("-j", "OPEN"), True),
+    (("-j", "REJECT"), False),
+])
+def test_may_accept_follows_ports_and_user_chains(args, accepts):
+    chains = {"SSH": [("-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "ACCEPT")],
+              "OPEN": [("-j", "ACCEPT")]}
+    assert iptables_plan.may_accept(args, chains, 3260) is accepts
+
+
+def test_custom_parent_must_be_reached_from_input_with_nothing_accepting_first():
+    spec = validated(FirewallSpec(parent="RH-Firewall-1-INPUT"))
+    rh = [("-i", "lo", "-j", "ACCEPT")]
+    ok = {"INPUT": [("-p", "tcp", "--dport", "22", "-j", "ACCEPT"),
+                    ("-j", "RH-Firewall-1-INPUT")], "RH-Firewall-1-INPUT": rh}
+    assert iptables_plan.shadow_problem(spec, ok) is None
+    unreached = {"INPUT": [], "RH-Firewall-1-INPUT": rh}
+    assert "is not reached from INPUT" in iptables_plan.shadow_problem(spec, unreached)
+    old = {"INPUT": [("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"),
+                     ("-j", "RH-Firewall-1-INPUT")], "RH-Firewall-1-INPUT": rh}
+    assert iptables_plan.shadow_problem(spec, old) == (
+        "rule 1 of INPUT may accept tcp/3260 before the jump to RH-Firewall-1-INPUT: "
+        "-A INPUT -p tcp -m tcp --dport 3260 -j ACCEPT")
+    deeper = {"INPUT": [("-j", "ZONE")], "ZONE": [("-i", "lo", "-j", "ACCEPT"),
+                                                 ("-j", "RH-Firewall-1-INPUT")],
+              "RH-Firewall-1-INPUT": rh}
+    assert "rule 1 of ZONE" in iptables_plan.shadow_problem(spec, deeper)
+    assert iptables_plan.shadow_problem(validated(FirewallSpec()), old) is None
+    # reported, but our rules still go in
+    fw = IptablesFirewall(None, families=(4,))
+    plan = fw.plan(FirewallState({"iptables": old}), spec)
+    assert plan.batches and plan.errors == (("iptables", iptables_plan.shadow_problem(spec, old)),)

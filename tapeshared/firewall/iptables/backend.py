@@ -19,6 +19,7 @@ from tapeshared.firewall.iptables.plan import (
     render_argv,
     restore_text,
     rule_line,
+    shadow_problem,
     status_family,
 )
 from tapeshared.firewall.spec import (
@@ -95,6 +96,9 @@ class IptablesFirewall(Conveniences):
             if plan.commands:
                 batches.append((label, restore_text(plan.commands, plan.declare)))
                 actions.extend("%s: %s" % (label, a) for a in plan.actions)
+            shadow = shadow_problem(spec, chains)
+            if shadow:  # our rules go in all the same; the rest is the admin's
+                errors.append((label, shadow))
         files = []
         for family, path in sorted(self.save_files.items()):
             change = self._save_file(state, spec, family, path)
