@@ -142,8 +142,10 @@ initiator_iqns = $GUEST_IQN"
 
 # Without a firewall both reach the portal: what follows is the firewall's doing.
 fw_config none
+started=$(now_ns)
 start_daemon
-wait_for 30 exported "$IQN" "$HCTL" || { daemon_log_tail; fail "export of $HCTL"; }
+wait_for 90 exported "$IQN" "$HCTL" || { daemon_log_tail; find "$LIO/iscsi" -maxdepth 6 | indent; fail "export of $HCTL"; }
+note "exported $(ms_since "$started") ms after the daemon's start"
 check "portal $PORTAL:3260 in configfs" test -d "$LIO/iscsi/$IQN/tpgt_1/np/$PORTAL:3260"
 expect_connect tsa ok "firewall = none"
 expect_connect tsb ok "firewall = none"
