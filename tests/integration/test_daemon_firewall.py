@@ -133,12 +133,12 @@ def _no_ipv6_path(tmp_path):
     return "%s:%s" % (bindir, os.environ["PATH"])
 
 
-def _status(d, env):
+def _status(d, env, text=False):
     out = subprocess.run(["nsenter", "-t", str(d.proc.pid), "-n", sys.executable, "-m",
-                          "tapeshared", "-c", d.conf, "status", "--json"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          "tapeshared", "-c", d.conf, "status"] + ([] if text else ["--json"]),
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=60)
-    return out.returncode, json.loads(out.stdout)
+    return out.returncode, out.stdout if text else json.loads(out.stdout)
 
 
 @pytest.mark.daemon
