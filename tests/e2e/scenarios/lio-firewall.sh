@@ -53,7 +53,7 @@ setup_netns() {
     ip -n tsb route add default via 198.51.100.1
 }
 
-# connect NS DST: "ok", "refused" or "timeout" for tcp DST:3260 (3 s bound);
+# connect NS DST: "ok", "refused" or "error ..." for tcp DST:3260 (10 s bound);
 # NS "-" is the guest itself (source: its own address on the route to DST).
 connect() {
     local run=()
@@ -61,7 +61,7 @@ connect() {
     "${run[@]}" python3 - "$2" <<'PYEOF'
 import socket, sys
 s = socket.socket()
-s.settimeout(3)
+s.settimeout(10)
 try:
     s.connect((sys.argv[1], 3260))
     print("ok")
@@ -76,6 +76,10 @@ PYEOF
 expect_connect() {  # NS WANT DESC [DST]
     local got dst=${4:-$PORTAL}
     got=$(connect "$1" "$dst")
+    if [ "$got" != "$2" ] && [ "${got#error}" != "$got" ]; then
+        note "$3: tcp $dst:3260 from $1: $got; once more"  # a slow guest, or not
+        got=$(connect "$1" "$dst")
+    fi
     [ "$got" = "$2" ] || fail "$3: tcp $dst:3260 from $1: $got, not $2"
     pass "$3: tcp $dst:3260 from $1: $got"
 }
