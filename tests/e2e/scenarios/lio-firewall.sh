@@ -171,8 +171,9 @@ esac
 expect_narrow "iptables"
 login_from_portal "iptables"
 
+# a flush of every chain, then the old rule is back (a pass may already have
+# run meanwhile, e.g. on the logout's uevents: only the end state is checked)
 iptables -w -F
-expect_connect tsb ok "after iptables -F (every chain)" "$SECOND"
 iptables -w -A INPUT -p tcp -m tcp --dport 3260 -j ACCEPT
 kill -HUP "$DAEMON_PID"
 wait_for 15 has_chain || { daemon_log_tail; fail "flush not repaired"; }
