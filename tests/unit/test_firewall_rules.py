@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from support.builders import config, export
 
 import tapeshared.firewall.iptables.plan as iptables_plan
+import tapeshared.firewall.iptables.reach as iptables_reach
 import tapeshared.firewall.nft.plan as nft_plan
 import tapeshared.firewall.spec as fwspec
 from tapeshared.core.errors import ConfigError, ManagedFileError, TransientError
@@ -330,7 +331,7 @@ def test_persist_writes_atomically_and_refuses_cleanly(tmp_path):
         _persist(tmp_path / "absent")
 
 
-@pytest.mark.parametrize("module", [fwspec, iptables_plan, nft_plan])
+@pytest.mark.parametrize("module", [fwspec, iptables_plan, iptables_reach, nft_plan])
 def test_rule_builders_import_only_stdlib_and_the_core(module):
     tree = ast.parse(open(module.__file__).read())
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -389,7 +390,7 @@ def test_spec_for_leaves_out_a_mapped_portal_address_the_host_reports():
 def test_may_accept_follows_ports_and_user_chains(args, accepts):
     chains = {"SSH": [("-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "ACCEPT")],
               "OPEN": [("-j", "ACCEPT")]}
-    assert iptables_plan.may_accept(args, chains, 3260) is accepts
+    assert iptables_reach.may_accept(args, chains, 3260) is accepts
 
 
 def test_custom_parent_must_be_reached_from_input_with_nothing_accepting_first():
@@ -397,20 +398,20 @@ def test_custom_parent_must_be_reached_from_input_with_nothing_accepting_first()
     rh = [("-i", "lo", "-j", "ACCEPT")]
     ok = {"INPUT": [("-p", "tcp", "--dport", "22", "-j", "ACCEPT"),
                     ("-j", "RH-Firewall-1-INPUT")], "RH-Firewall-1-INPUT": rh}
-    assert iptables_plan.shadow_problem(spec, ok) is None
+    assert iptables_reach.shadow_problem(spec, ok) is None
     unreached = {"INPUT": [], "RH-Firewall-1-INPUT": rh}
-    assert "is not reached from INPUT" in iptables_plan.shadow_problem(spec, unreached)
+    assert "is not reached from INPUT" in iptables_reach.shadow_problem(spec, unreached)
     old = {"INPUT": [("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"),
                      ("-j", "RH-Firewall-1-INPUT")], "RH-Firewall-1-INPUT": rh}
-    assert iptables_plan.shadow_problem(spec, old) == (
+    assert iptables_reach.shadow_problem(spec, old) == (
         "rule 1 of INPUT may accept tcp/3260 before the jump to RH-Firewall-1-INPUT: "
         "-A INPUT -p tcp -m tcp --dport 3260 -j ACCEPT")
     deeper = {"INPUT": [("-j", "ZONE")], "ZONE": [("-i", "lo", "-j", "ACCEPT"),
                                                  ("-j", "RH-Firewall-1-INPUT")],
               "RH-Firewall-1-INPUT": rh}
-    assert "rule 1 of ZONE" in iptables_plan.shadow_problem(spec, deeper)
-    assert iptables_plan.shadow_problem(validated(FirewallSpec()), old) is None
+    assert "rule 1 of ZONE" in iptables_reach.shadow_problem(spec, deeper)
+    assert iptables_reach.shadow_problem(validated(FirewallSpec()), old) is None
     # reported, but our rules still go in
     fw = IptablesFirewall(None, families=(4,))
     plan = fw.plan(FirewallState({"iptables": old}), spec)
-    assert plan.batches and plan.errors == (("iptables", iptables_plan.shadow_problem(spec, old)),)
+    assert plan.batches and plan.errors == (("iptables", iptables_reach.shadow_problem(spec, old)),)

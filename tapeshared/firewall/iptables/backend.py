@@ -19,9 +19,9 @@ from tapeshared.firewall.iptables.plan import (
     render_argv,
     restore_text,
     rule_line,
-    shadow_problem,
     status_family,
 )
+from tapeshared.firewall.iptables.reach import shadow_problem
 from tapeshared.firewall.spec import (
     Conveniences,
     FirewallPlan,
