@@ -10,7 +10,15 @@ import subprocess
 import sys
 
 import pytest
-from support.daemonrun import SERIAL, DaemonRun, hctl_line, in_netns, netns_wrapper, wait_for
+from support.daemonrun import (
+    SERIAL,
+    DaemonRun,
+    hctl_line,
+    in_netns,
+    needs_daemon,
+    netns_wrapper,
+    wait_for,
+)
 from support.paths import ROOT
 from support.udevbed import Bed
 
@@ -49,7 +57,7 @@ def _parent(pid, binary="iptables"):
     return in_netns(pid, binary, "-w", "-S").splitlines()
 
 
-@pytest.mark.daemon
+@needs_daemon
 def test_missing_parent_chain_is_retried_while_renumbering_goes_on(run, ietroot):
     d = run(firewall="iptables", firewall_parent=PARENT, resync_interval="1")
     path = d.bed.add_tape("1:0:6:0", serial=SERIAL)
@@ -92,7 +100,7 @@ def test_missing_parent_chain_is_retried_while_renumbering_goes_on(run, ietroot)
     assert d.proc.poll() is None and "configuration error" not in d.text()
 
 
-@pytest.mark.daemon
+@needs_daemon
 def test_nft_table_deleted_or_ruleset_flushed_is_repaired(run, ietroot):
     if shutil.which("nft") is None:
         pytest.skip("nft is not installed")
@@ -141,7 +149,7 @@ def _status(d, env, text=False):
     return out.returncode, out.stdout if text else json.loads(out.stdout)
 
 
-@pytest.mark.daemon
+@needs_daemon
 def test_no_ipv6_still_gets_ipv4_rules_and_the_export(run, ietroot, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", _no_ipv6_path(tmp_path))
     d = run(firewall="iptables", resync_interval="1")
