@@ -14,6 +14,7 @@ from support.netns_helpers import (
     EchoListener,
     Netns,
     NetnsRunner,
+    Prober,
     Session,
     add_dummy,
     connect,
@@ -212,3 +213,22 @@ def test_jump_is_moved_back_above_a_rule_inserted_over_it(variant):
         assert fw.ensure(spec) == [] and fw.inspect(spec).clean
     finally:
         ns.delete()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_updates_never_open_the_port_even_for_a_moment(world, variant):
+    # A stranger knocks without pause while the initiator list changes 16 times;
+    # the parent would let it in whenever our chain or jump were briefly missing.
+    portal, initiator = world
+    load_iptables(portal, variant, "ACCEPT")
+    fw = iptables_fw(portal, variant)
+    specs = [FirewallSpec(portals=SPEC.portals, sources=sources) for sources in (
+        ("192.0.2.2", "2001:db8::2"), ("192.0.2.2", "192.0.2.64/26", "2001:db8::2"))]
+    fw.ensure(specs[0])
+    prober = Prober(initiator, "192.0.2.3", "192.0.2.1", PORT, 30.0)
+    try:
+        for step in range(16):
+            assert fw.ensure(specs[(step + 1) % 2])
+    finally:
+        counts = prober.counts()
+    assert counts.get("refused", 0) > 16 and "connected" not in counts, counts

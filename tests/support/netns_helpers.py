@@ -237,3 +237,45 @@ def add_dummy(ns: Netns, name: str, addrs: Sequence[str]) -> None:
         extra = ["nodad"] if ":" in addr else []
         ns.run(["ip", "addr", "add", addr, "dev", name] + extra)
     ns.run(["ip", "link", "set", name, "up"])
+
+
+PROBER = r"""
+import select, socket, sys, time
+src, dst, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+counts = {}
+end = time.monotonic() + seconds
+print("ready", flush=True)
+while time.monotonic() < end and not select.select([sys.stdin], [], [], 0)[0]:
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    s.bind((src, 0))
+    try:
+        s.connect((dst, port))
+        what = "connected"
+    except ConnectionRefusedError:
+        what = "refused"
+    except OSError:
+        what = "other"
+    s.close()
+    counts[what] = counts.get(what, 0) + 1
+print(" ".join("%s=%d" % kv for kv in sorted(counts.items())), flush=True)
+"""
+
+
+class Prober:
+    """Connects from src to dst again and again until counts() (or `seconds`; 0.5 s
+    per try at most), then says how often each outcome was seen."""
+
+    def __init__(self, ns: Netns, src: str, dst: str, port: int, seconds: float) -> None:
+        self.proc = subprocess.Popen(ns.argv([sys.executable, "-c", PROBER, src, dst,
+                                              str(port), str(seconds)]),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     universal_newlines=True)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise AssertionError("prober did not start")
+
+    def counts(self) -> dict:
+        out, _ = self.proc.communicate("stop\n", timeout=60)
+        return {k: int(v) for k, v in (pair.split("=") for pair in out.split())}
