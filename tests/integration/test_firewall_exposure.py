@@ -232,3 +232,19 @@ def test_updates_never_open_the_port_even_for_a_moment(world, variant):
     finally:
         counts = prober.counts()
     assert counts.get("refused", 0) > 16 and "connected" not in counts, counts
+
+
+def test_nft_updates_never_open_the_port_even_for_a_moment(world):
+    portal, initiator = world
+    portal.run(["nft", "-f", "-"], input_text=hostile_nft("accept"))
+    fw = NftablesFirewall(NetnsRunner(portal))
+    specs = [FirewallSpec(portals=SPEC.portals, sources=sources) for sources in (
+        ("192.0.2.2",), ("192.0.2.2", "192.0.2.64/26"))]
+    fw.ensure(specs[0])
+    prober = Prober(initiator, "192.0.2.3", "192.0.2.1", PORT, 30.0)
+    try:
+        for step in range(16):
+            assert fw.ensure(specs[(step + 1) % 2])
+    finally:
+        counts = prober.counts()
+    assert counts.get("refused", 0) > 16 and "connected" not in counts, counts
