@@ -119,6 +119,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             ", ".join(report.firewall.portals) or "any local address"))
         for action in report.firewall_plan.actions:
             print("firewall: %s" % action)
+        for label, why in report.firewall_plan.errors:
+            print("# firewall %s: cannot be brought in step now: %s" % (label, why))
     if not reconciler.pending(report):
         print("nothing to do: the target and firewall match the configuration")
         return EXIT_OK

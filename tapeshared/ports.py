@@ -1,7 +1,7 @@
 """The seams (protocols) between the reconciler and the adapters it is given."""
 
 import sys
-from typing import ContextManager, List, Sequence
+from typing import ContextManager, List, Sequence, Tuple
 
 from tapeshared.backends.common import Snapshot
 from tapeshared.core.model import DesiredState, Device
@@ -56,6 +56,11 @@ class Firewall(Protocol):
 
     def apply(self, plan: FirewallPlan, spec: FirewallSpec) -> List[str]:
         """Carry the plan out and verify by reading the rules back."""
+        ...
+
+    def family_states(self, state: FirewallState,
+                      spec: FirewallSpec) -> List[Tuple[str, str, str]]:
+        """Per table label: (label, "in step" | "out of step" | "failing", detail) (pure)."""
         ...
 
 

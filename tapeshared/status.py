@@ -16,6 +16,7 @@ from tapeshared.daemon.statefile import (
     read_state,
     state_path,
 )
+from tapeshared.firewall.spec import spec_for
 
 # LSB init script status codes, plus one from LSB's application range (150-199).
 OK = 0
@@ -27,7 +28,7 @@ EPILOG = """status exit codes (LSB):
   3   the daemon is not running (what the target exports is still shown)
   4   status unknown: the state file is unreadable, or the daemon stopped updating it
   150 the daemon runs but an export is broken (not live, not verified, or the
-      last apply failed)
+      last apply failed), or a firewall family is not in step
 """
 
 
@@ -75,6 +76,22 @@ def _target_view(cfg: Config) -> Tuple[List[Dict[str, Any]], List[str]]:
     return exports, []
 
 
+def _firewall_view(cfg: Config) -> List[Dict[str, Any]]:
+    """Per firewall family (iptables, ip6tables, nft): in step, out of step or
+    failing, read now; [] when no firewall is configured."""
+    reconciler = app.reconciler(cfg)
+    fw = reconciler.firewall
+    if fw is None:
+        return []
+    try:
+        spec = spec_for(cfg, tuple(reconciler.portals()) if cfg.globals.portal else ())
+        rows = fw.family_states(fw.observe(spec), spec)
+    except (TapesharedError, OSError, ValueError) as exc:
+        return [{"family": fw.name, "state": "failing", "detail": str(exc)}]
+    return [{"family": label, "state": state, "detail": detail}
+            for label, state, detail in rows]
+
+
 def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
     """Exit code and the status document (also printed by --json)."""
     doc: Dict[str, Any] = {"schema": 1, "config": config_path, "problems": []}
@@ -102,12 +119,14 @@ def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
     if cfg is not None:
         exports, problems = _target_view(cfg)
         doc["problems"].extend(problems)
+        doc["firewall"] = _firewall_view(cfg)
     doc["exports"] = exports
     if code == OK:
         failed = (state or {}).get("last_pass") or {}
         if cfg is None:
             code = UNKNOWN
-        elif failed.get("error") or any(not e["verified"] for e in exports):
+        elif failed.get("error") or any(not e["verified"] for e in exports) \
+                or any(f["state"] != "in step" for f in doc.get("firewall", [])):
             code = BROKEN
     doc["exit_code"] = code
     return code, doc
@@ -145,6 +164,9 @@ def render(doc: Dict[str, Any]) -> str:
                                                      ", ".join(session["addresses"]) or "?"))
         for problem in export["problems"]:
             lines.append("  problem: %s" % problem)
+    for family in doc.get("firewall", []):
+        lines.append("firewall %s: %s%s" % (family["family"], family["state"], (
+            ": " + family["detail"]) if family["detail"] else ""))
     for problem in doc["problems"]:
         lines.append("problem: %s" % problem)
     return "\n".join(lines) + "\n"

@@ -3,11 +3,18 @@
 # Policy, per address family (4 and 6), shared by the iptables and nft renderings:
 # - accept tcp to `port` from every source of that family to every portal of that
 #   family (any destination when the spec has no portals at all);
-# - then, if reject_others, reject (tcp reset) all other tcp to `port` for each
-#   portal of that family; a family that has no portal of its own (or a spec with
-#   no portals) rejects tcp to `port` on any address. So a family without sources
-#   is closed, never open: nothing wider than the configured initiators reaches
-#   the port, whichever addresses the target happens to listen on.
+# - then, if reject_others, reject (tcp reset) all other tcp to `port`, whatever
+#   its destination: 127.0.0.1, a second address on another link, an address
+#   added later. Nothing falls through to the parent chain for the port, so the
+#   parent's policy and any older rule there (an rc.local-era ACCEPT for 3260)
+#   cannot widen access, whichever addresses the target happens to listen on. A
+#   family without sources is closed, never open.
+# The jump is the first rule of the parent chain (only plain DROP/REJECT/LOG
+# rules may sit above it, since they cannot accept), so it also comes before a
+# generic ESTABLISHED accept: every packet to the port passes our chain, and an
+# initiator removed from the configuration loses its open connection at the
+# next apply (its next segment is answered with a reset). nft: our base chain's
+# reject is final for the hook whatever other tables accept.
 # Our chain (iptables) or table (nft) is wholly ours: any rule in it that we did
 # not render is drift and is removed, since it could widen access. Outside it we
 # only ever touch rules carrying our comment (the jump).
@@ -16,7 +23,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from tapeshared.core.errors import ConfigError, TransientError
+from tapeshared.core.errors import ConfigError, TapesharedError, TransientError
 from tapeshared.core.model import Config
 from tapeshared.core.names import (
     chain_problem,
@@ -115,6 +122,33 @@ class Conveniences:
         """The actions ensure would take now."""
         return list(self.plan(self.observe(spec), spec).actions)
 
+    def family_states(self, state: FirewallState,
+                      spec: FirewallSpec) -> List[Tuple[str, str, str]]:
+        """Per table label (iptables, ip6tables, nft): ("in step" | "out of step" |
+        "failing", detail), each judged on its own (pure over state)."""
+        found = []
+        for label in sorted(set(state.tables) | set(state.errors)):
+            if label in state.errors or label not in state.tables:
+                found.append((label, "failing", state.errors.get(label, "not read")))
+                continue
+            one = FirewallState({label: state.tables[label]}, files=state.files)
+            try:
+                problems = [why for name, why in self.plan(one, spec).errors
+                            if name == label]
+            except TapesharedError as exc:  # a save file that cannot be merged
+                problems = [str(exc)]
+            if problems:
+                found.append((label, "failing", "; ".join(problems)))
+                continue
+            status = self.status(one, spec)
+            if status.clean:
+                found.append((label, "in step", ""))
+            else:
+                found.append((label, "out of step", "%d missing, %d extra%s" % (
+                    len(status.missing), len(status.extra),
+                    ", misordered" if status.misordered else "")))
+        return found
+
 
 def spec_for(config: Config, portals: Sequence[str]) -> FirewallSpec:
     """Exactly the configured initiators to the portal port; nothing when the
@@ -124,11 +158,21 @@ def spec_for(config: Config, portals: Sequence[str]) -> FirewallSpec:
     for export in config.exports:
         for network in export.initiators:
             sources.update(("0.0.0.0/0", "::/0") if network == "ALL" else (network,))
+    # The portal's addresses come from the host, not the file: one netfilter can
+    # never see as a destination (IPv4-mapped) is left out, never a config error.
+    portals = [p for p in portals if not _mapped(p)]
     if settings.portal and not portals:
         sources = set()
     return FirewallSpec(chain=settings.firewall_chain, parent=settings.firewall_parent,
                         port=settings.port, portals=tuple(sorted(portals)),
                         sources=tuple(sorted(sources)))
+
+
+def _mapped(text: str) -> bool:
+    try:
+        return getattr(ipaddress.ip_address(text), "ipv4_mapped", None) is not None
+    except ValueError:
+        return False
 
 
 def normalize_sources(values: Iterable[str]) -> Tuple[str, ...]:

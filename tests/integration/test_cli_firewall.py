@@ -69,3 +69,13 @@ def test_portal_without_address_opens_nothing_then_follows_it(ietroot, ns):
     ns.run(["ip", "addr", "del", "192.0.2.1/24", "dev", "ts0"])
     assert cli(ns, conf, "apply").returncode == 0
     assert "ACCEPT" not in rules(ns)
+
+
+def test_plan_names_a_family_that_cannot_be_brought_in_step(ietroot, ns):
+    conf = ietroot.write_config(EXPORT % "192.0.2.10", firewall="iptables",
+                                firewall_parent="RH-Firewall-1-INPUT")
+    planned = cli(ns, conf, "plan")
+    assert "# firewall iptables: cannot be brought in step now: parent chain " \
+        "RH-Firewall-1-INPUT does not exist" in planned.stdout, planned.stdout
+    assert "# firewall ip6tables: cannot be brought in step now" in planned.stdout
+    assert "Traceback" not in planned.stderr

@@ -136,3 +136,146 @@ def connect(ns: Netns, src: str, dst: str, port: int, limit: float = 2.0) -> str
     """One bounded connection attempt: connected, refused, timeout or error."""
     proc = ns.run([sys.executable, "-c", CLIENT, src, dst, str(port), str(limit)])
     return proc.stdout.strip()
+
+
+ECHO = r"""
+import socket, sys, threading
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
+s.listen(16)
+print("ready", flush=True)
+def serve(c):
+    with c:
+        while True:
+            data = c.recv(4096)
+            if not data:
+                return
+            c.sendall(data)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+SESSION = r"""
+import socket, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.settimeout(3.0)
+s.bind((src, 0))
+def exchange(word):
+    try:
+        s.sendall(word)
+        got = s.recv(64)
+        return "data" if got == word else ("closed" if not got else "other")
+    except ConnectionResetError:
+        return "reset"
+    except socket.timeout:
+        return "timeout"
+    except OSError as exc:
+        return "error %s" % exc
+try:
+    s.connect((dst, port))
+except OSError as exc:
+    print("connect failed %s" % exc, flush=True)
+    sys.exit(0)
+print(exchange(b"first"), flush=True)
+for line in sys.stdin:
+    print(exchange(line.strip().encode()), flush=True)
+"""
+
+
+class EchoListener(Listener):
+    """A TCP listener on every address of a namespace that echoes what it gets."""
+
+    def __init__(self, ns: Netns, port: int) -> None:  # pylint: disable=super-init-not-called
+        self.proc = subprocess.Popen(ns.argv([sys.executable, "-c", ECHO, str(port)]),
+                                     stdout=subprocess.PIPE, universal_newlines=True)
+        line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
+        if line != "ready":
+            self.stop()
+            raise AssertionError("echo listener did not start: %r" % line)
+
+
+class Session:
+    """One long-lived TCP connection from src to dst: each exchange() sends a word
+    and says what came back (data, reset, timeout, closed), 3 s at most."""
+
+    def __init__(self, ns: Netns, src: str, dst: str, port: int) -> None:
+        self.proc = subprocess.Popen(ns.argv([sys.executable, "-c", SESSION, src, dst,
+                                              str(port)]),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     universal_newlines=True)
+        self.first = self._answer()
+
+    def _answer(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def exchange(self, word: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(word + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe:
+                pipe.close()
+
+
+def add_dummy(ns: Netns, name: str, addrs: Sequence[str]) -> None:
+    """A second link carrying more local addresses (a veth pair inside ns: the
+    dummy driver is not available on every kernel)."""
+    ns.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name + "p"])
+    ns.run(["ip", "link", "set", name + "p", "up"])
+    for addr in addrs:
+        extra = ["nodad"] if ":" in addr else []
+        ns.run(["ip", "addr", "add", addr, "dev", name] + extra)
+    ns.run(["ip", "link", "set", name, "up"])
+
+
+PROBER = r"""
+import select, socket, sys, time
+src, dst, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+counts = {}
+end = time.monotonic() + seconds
+print("ready", flush=True)
+while time.monotonic() < end and not select.select([sys.stdin], [], [], 0)[0]:
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    s.bind((src, 0))
+    try:
+        s.connect((dst, port))
+        what = "connected"
+    except ConnectionRefusedError:
+        what = "refused"
+    except OSError:
+        what = "other"
+    s.close()
+    counts[what] = counts.get(what, 0) + 1
+print(" ".join("%s=%d" % kv for kv in sorted(counts.items())), flush=True)
+"""
+
+
+class Prober:
+    """Connects from src to dst again and again until counts() (or `seconds`; 0.5 s
+    per try at most), then says how often each outcome was seen."""
+
+    def __init__(self, ns: Netns, src: str, dst: str, port: int, seconds: float) -> None:
+        self.proc = subprocess.Popen(ns.argv([sys.executable, "-c", PROBER, src, dst,
+                                              str(port), str(seconds)]),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     universal_newlines=True)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise AssertionError("prober did not start")
+
+    def counts(self) -> dict:
+        out, _ = self.proc.communicate("stop\n", timeout=60)
+        return {k: int(v) for k, v in (pair.split("=") for pair in out.split())}

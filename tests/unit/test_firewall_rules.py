@@ -7,8 +7,10 @@ import os
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.builders import config, export
 
 import tapeshared.firewall.iptables.plan as iptables_plan
+import tapeshared.firewall.iptables.reach as iptables_reach
 import tapeshared.firewall.nft.plan as nft_plan
 import tapeshared.firewall.spec as fwspec
 from tapeshared.core.errors import ConfigError, ManagedFileError, TransientError
@@ -17,11 +19,10 @@ from tapeshared.firewall.iptables.backend import IptablesFirewall
 from tapeshared.firewall.iptables.plan import (
     Rule,
     add_argv,
+    cannot_accept,
     chain_rules,
     check_argv,
     delete_argv,
-    is_final_reject,
-    jump_insert_position,
     jump_rule,
     merge_save_file,
     parse_rules,
@@ -120,10 +121,20 @@ def test_chain_rules_split_by_family():
     assert [rule_line(r) for r in chain_rules(SPEC, 4)] == [
         "-A TAPESHARED -s 192.0.2.0/28 -d 192.0.2.1/32 %s -j ACCEPT" % TAIL,
         "-A TAPESHARED -s 192.0.2.2/32 -d 192.0.2.1/32 %s -j ACCEPT" % TAIL,
-        "-A TAPESHARED -d 192.0.2.1/32 %s -j REJECT --reject-with tcp-reset" % TAIL]
+        "-A TAPESHARED %s -j REJECT --reject-with tcp-reset" % TAIL]
     assert [rule_line(r) for r in chain_rules(SPEC, 6)] == [
         "-A TAPESHARED -s 2001:db8::2/128 -d 2001:db8::1/128 %s -j ACCEPT" % TAIL,
-        "-A TAPESHARED -d 2001:db8::1/128 %s -j REJECT --reject-with tcp-reset" % TAIL]
+        "-A TAPESHARED %s -j REJECT --reject-with tcp-reset" % TAIL]
+
+
+def test_reject_covers_every_destination_not_only_the_portals():
+    # 127.0.0.1, a second link's address, one added later: none falls through
+    for family in (4, 6):
+        last = chain_rules(SPEC, family)[-1].args
+        assert "-d" not in last and last[-3:] == ("REJECT", "--reject-with", "tcp-reset")
+    assert nft_rules(SPEC)[-1] == \
+        'ip6 version 6 tcp dport 3260 reject with tcp reset comment "tapeshared"'
+    assert not any("reject" in r and "daddr" in r for r in nft_rules(SPEC))
 
 
 def test_family_without_sources_or_portal_is_closed_not_open():
@@ -161,10 +172,10 @@ def test_nft_script_replaces_our_table_in_one_transaction():
         "\t\ttype filter hook input priority -1; policy accept;",
         '\t\tip saddr 192.0.2.0/28 ip daddr 192.0.2.1 tcp dport 3260 accept comment "tapeshared"',
         '\t\tip saddr 192.0.2.2 ip daddr 192.0.2.1 tcp dport 3260 accept comment "tapeshared"',
-        '\t\tip daddr 192.0.2.1 tcp dport 3260 reject with tcp reset comment "tapeshared"',
+        '\t\tip version 4 tcp dport 3260 reject with tcp reset comment "tapeshared"',
         '\t\tip6 saddr 2001:db8::2 ip6 daddr 2001:db8::1 tcp dport 3260 accept '
         'comment "tapeshared"',
-        '\t\tip6 daddr 2001:db8::1 tcp dport 3260 reject with tcp reset comment "tapeshared"',
+        '\t\tip6 version 6 tcp dport 3260 reject with tcp reset comment "tapeshared"',
         "\t}", "}", ""])
     closed = nft_rules(validated(FirewallSpec()))
     assert closed == ['ip version 4 tcp dport 3260 reject with tcp reset comment "tapeshared"',
@@ -195,21 +206,19 @@ def test_parse_rules_and_diff():
     assert diff_rules(["a"], ["a"]).clean
 
 
-@pytest.mark.parametrize("args, final", [
+@pytest.mark.parametrize("args, harmless", [
     (("-j", "REJECT", "--reject-with", "icmp-host-prohibited"), True),
-    (("-j", "DROP"), True),
-    (("-m", "comment", "--comment", "x", "-j", "REJECT"), True),
-    (("-p", "tcp", "-j", "REJECT"), False),
-    (("-j", "ACCEPT"), False),
+    (("-s", "198.51.100.7/32", "-j", "DROP"), True),
+    (("-m", "comment", "--comment", "x", "-j", "LOG"), True),
+    (("-p", "tcp", "-m", "tcp", "--dport", "3260"), True),
+    (("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"), False),
+    (("-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT"), False),
+    (("-j", "RH-Firewall-1-INPUT"), False),
+    (("-j", "RETURN"), False),
+    (("-g", "OTHER"), False),
 ])
-def test_final_reject(args, final):
-    assert is_final_reject(args) is final
-
-
-def test_jump_insert_position():
-    assert jump_insert_position([]) == 1
-    assert jump_insert_position([("-i", "lo", "-j", "ACCEPT"), ("-j", "ACCEPT")]) == 1
-    assert jump_insert_position([("-i", "lo", "-j", "ACCEPT"), ("-j", "DROP")]) == 2
+def test_only_rules_that_cannot_accept_may_precede_the_jump(args, harmless):
+    assert cannot_accept(args) is harmless
 
 
 def test_plan_family_on_parsed_tables():
@@ -224,9 +233,13 @@ def test_plan_family_on_parsed_tables():
     assert plan_family(SPEC, 6, twice).actions == (
         "delete " + rule_line(jump_rule(SPEC)), "delete " + rule_line(jump_rule(SPEC)),
         "insert jump to TAPESHARED at INPUT position 1")
-    late = dict(done, INPUT=[("-j", "DROP"), jump_rule(SPEC).args])
-    assert plan_family(SPEC, 6, late).actions[-1] == \
-        "insert jump to TAPESHARED at INPUT position 1"
+    banned = dict(done, INPUT=[("-s", "2001:db8::7/128", "-j", "DROP"), jump_rule(SPEC).args])
+    assert plan_family(SPEC, 6, banned).commands == ()
+    for first in [("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"),
+                  ("-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT")]:
+        late = dict(done, INPUT=[first, jump_rule(SPEC).args])
+        assert plan_family(SPEC, 6, late).commands == (
+            tuple(delete_argv(jump_rule(SPEC))), tuple(add_argv(jump_rule(SPEC), 1)))
 
 
 class CannedRunner:
@@ -265,7 +278,9 @@ def test_merge_save_file_owns_only_its_lines():
     merged = merge_save_file(XCPNG, _xcp_spec(), 4)
     lines = merged.splitlines()
     assert lines[9] == ":TAPESHARED - [0:0]"
-    assert lines[13] == "-A RH-Firewall-1-INPUT -m comment --comment tapeshared -j TAPESHARED"
+    # first in the parent, above the ACCEPTs of lo and ssh
+    assert lines[11] == "-A RH-Firewall-1-INPUT -m comment --comment tapeshared -j TAPESHARED"
+    assert lines[12] == "-A RH-Firewall-1-INPUT -i lo -j ACCEPT"
     assert lines[14].endswith("-j REJECT --reject-with icmp-host-prohibited")
     assert lines[15:18] == [rule_line(r) for r in chain_rules(_xcp_spec(), 4)] + ["COMMIT"]
     assert [x for x in merged.splitlines(True) if "TAPESHARED" not in x] == \
@@ -317,7 +332,7 @@ def test_persist_writes_atomically_and_refuses_cleanly(tmp_path):
         _persist(tmp_path / "absent")
 
 
-@pytest.mark.parametrize("module", [fwspec, iptables_plan, nft_plan])
+@pytest.mark.parametrize("module", [fwspec, iptables_plan, iptables_reach, nft_plan])
 def test_rule_builders_import_only_stdlib_and_the_core(module):
     tree = ast.parse(open(module.__file__).read())
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -350,3 +365,55 @@ def test_rendering_is_deterministic_and_family_pure(networks, portals):
         assert parse_rules("\n".join(rule_line(r) for r in chain_rules(spec, family))) \
             .get("TAPESHARED", []) == [r.args for r in chain_rules(spec, family)]
     assert nft_script(spec) == nft_script(validated(spec))
+
+
+def test_spec_for_leaves_out_a_mapped_portal_address_the_host_reports():
+    cfg = config(export(initiators=("192.0.2.2",)), portal="eth0", firewall="iptables")
+    spec = fwspec.spec_for(cfg, ["::ffff:192.0.2.1", "192.0.2.1"])
+    assert spec.portals == ("192.0.2.1",) and spec.sources == ("192.0.2.2",)
+    fwspec.checked(spec)  # plans: a host address is never a configuration error
+    only_mapped = fwspec.spec_for(cfg, ["::ffff:192.0.2.1"])
+    assert only_mapped.portals == () and only_mapped.sources == ()
+
+
+@pytest.mark.parametrize("args, accepts", [
+    (("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"), True),
+    (("-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "ACCEPT"), False),
+    (("-p", "tcp", "-m", "multiport", "--dports", "80,3000:4000", "-j", "ACCEPT"), True),
+    (("-p", "tcp", "-m", "multiport", "--dports", "80,443", "-j", "ACCEPT"), False),
+    (("-p", "udp", "-j", "ACCEPT"), False),
+    (("-p", "tcp", "!", "--dport", "22", "-j", "ACCEPT"), True),
+    (("-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT"), True),
+    (("-i", "lo", "-j", "ACCEPT"), True),
+    (("-j", "SSH"), False),  # SSH only accepts port 22
+    (("-j", "OPEN"), True),
+    (("-j", "REJECT"), False),
+])
+def test_may_accept_follows_ports_and_user_chains(args, accepts):
+    chains = {"SSH": [("-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "ACCEPT")],
+              "OPEN": [("-j", "ACCEPT")]}
+    assert iptables_reach.may_accept(args, chains, 3260) is accepts
+
+
+def test_custom_parent_must_be_reached_from_input_with_nothing_accepting_first():
+    spec = validated(FirewallSpec(parent="RH-Firewall-1-INPUT"))
+    rh = [("-i", "lo", "-j", "ACCEPT")]
+    ok = {"INPUT": [("-p", "tcp", "--dport", "22", "-j", "ACCEPT"),
+                    ("-j", "RH-Firewall-1-INPUT")], "RH-Firewall-1-INPUT": rh}
+    assert iptables_reach.shadow_problem(spec, ok) is None
+    unreached = {"INPUT": [], "RH-Firewall-1-INPUT": rh}
+    assert "is not reached from INPUT" in iptables_reach.shadow_problem(spec, unreached)
+    old = {"INPUT": [("-p", "tcp", "-m", "tcp", "--dport", "3260", "-j", "ACCEPT"),
+                     ("-j", "RH-Firewall-1-INPUT")], "RH-Firewall-1-INPUT": rh}
+    assert iptables_reach.shadow_problem(spec, old) == (
+        "rule 1 of INPUT may accept tcp/3260 before the jump to RH-Firewall-1-INPUT: "
+        "-A INPUT -p tcp -m tcp --dport 3260 -j ACCEPT")
+    deeper = {"INPUT": [("-j", "ZONE")], "ZONE": [("-i", "lo", "-j", "ACCEPT"),
+                                                 ("-j", "RH-Firewall-1-INPUT")],
+              "RH-Firewall-1-INPUT": rh}
+    assert "rule 1 of ZONE" in iptables_reach.shadow_problem(spec, deeper)
+    assert iptables_reach.shadow_problem(validated(FirewallSpec()), old) is None
+    # reported, but our rules still go in
+    fw = IptablesFirewall(None, families=(4,))
+    plan = fw.plan(FirewallState({"iptables": old}), spec)
+    assert plan.batches and plan.errors == (("iptables", iptables_reach.shadow_problem(spec, old)),)

@@ -21,6 +21,7 @@ from tapeshared.firewall.iptables.plan import (
     rule_line,
     status_family,
 )
+from tapeshared.firewall.iptables.reach import shadow_problem
 from tapeshared.firewall.spec import (
     Conveniences,
     FirewallPlan,
@@ -95,6 +96,9 @@ class IptablesFirewall(Conveniences):
             if plan.commands:
                 batches.append((label, restore_text(plan.commands, plan.declare)))
                 actions.extend("%s: %s" % (label, a) for a in plan.actions)
+            shadow = shadow_problem(spec, chains)
+            if shadow:  # our rules go in all the same; the rest is the admin's
+                errors.append((label, shadow))
         files = []
         for family, path in sorted(self.save_files.items()):
             change = self._save_file(state, spec, family, path)
@@ -128,22 +132,36 @@ class IptablesFirewall(Conveniences):
         return merge_status(parts)
 
     def apply(self, plan: FirewallPlan, spec: FirewallSpec) -> List[str]:
-        """Run each family's batch, verify it by reading it back; write save files."""
+        """Run each family's batch, verify it by reading it back; write save files.
+
+        A family that fails does not keep the other one from its rules: each batch
+        is one transaction, the failures are raised together at the end.
+        """
         spec = checked(spec)
         done = []
+        failed = []  # type: List[str]
         by_label = {label: family for family, label in LABELS.items()}
         for label, text in plan.batches:
             family = by_label[label]
-            self._restore(family, text)
+            try:
+                self._restore(family, text)
+            except TapesharedError as exc:
+                failed.append("%s: %s" % (label, exc))
+                continue
             for action in plan.actions:
                 if action.startswith(label + ": "):
                     log.info("firewall %s", action)
                     done.append(action)
-            self._verify(spec, family)
+            try:
+                self._verify(spec, family)
+            except TapesharedError as exc:
+                failed.append("%s: %s" % (label, exc))
         for change in plan.files:
             if atomicfile.write_if_changed(change.path, change.new):
                 log.info("firewall: saved chain %s into %s", spec.chain, change.path)
                 done.append("wrote %s" % change.path)
+        if failed:
+            raise TransientError("firewall: %s" % "; ".join(failed))
         return done
 
     def remove(self, spec: FirewallSpec) -> List[str]:

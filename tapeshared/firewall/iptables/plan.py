@@ -41,10 +41,8 @@ def chain_rules(spec: FirewallSpec, family: int) -> List[Rule]:
             dest = ("-d", cidr(dst)) if dst else ()
             rules.append(Rule(spec.chain, source + dest + tail + ("-j", "ACCEPT")))
     if spec.reject_others:
-        for dst in portals or [None]:
-            dest = ("-d", cidr(dst)) if dst else ()
-            rules.append(Rule(spec.chain, dest + tail
-                              + ("-j", "REJECT", "--reject-with", "tcp-reset")))
+        # any destination: see the policy in spec.py
+        rules.append(Rule(spec.chain, tail + ("-j", "REJECT", "--reject-with", "tcp-reset")))
     return rules
 
 
@@ -92,21 +90,20 @@ def is_ours(args: Sequence[str]) -> bool:
                for i in range(len(args) - 1))
 
 
-def is_final_reject(args: Sequence[str]) -> bool:
-    """True for an unconditional REJECT/DROP rule: nothing after it is reached."""
-    rest = list(args)
-    if rest[:2] == ["-m", "comment"] and len(rest) >= 4:
-        rest = rest[4:]
-    return rest[:2] in (["-j", "REJECT"], ["-j", "DROP"]) and \
-        (len(rest) == 2 or (len(rest) == 4 and rest[2] == "--reject-with"))
+_CANNOT_ACCEPT = ("DROP", "REJECT", "LOG", "NFLOG")
 
 
-def jump_insert_position(parent_rules: Sequence[Sequence[str]]) -> int:
-    """1-based position for our jump: before the parent's final REJECT/DROP, else top."""
-    for index, args in enumerate(parent_rules):
-        if is_final_reject(args):
-            return index + 1
-    return 1
+def cannot_accept(args: Sequence[str]) -> bool:
+    """True for a rule that can only drop, reject or log (or does nothing at all):
+    it may sit above our jump, since it never lets a packet in before our chain."""
+    words = list(args)
+    if "-g" in words or "--goto" in words:
+        return False
+    for flag in ("-j", "--jump"):
+        if flag in words:
+            index = words.index(flag)
+            return index + 1 < len(words) and words[index + 1] in _CANNOT_ACCEPT
+    return True
 
 
 def parse_rules(text: str) -> Dict[str, List[Tuple[str, ...]]]:
@@ -151,9 +148,7 @@ def _ours_outside(spec: FirewallSpec, chains: Chains) -> List[Rule]:
 
 
 def _jump_effective(spec: FirewallSpec, chains: Chains, index: int) -> bool:
-    parent = chains[spec.parent]
-    finals = [i for i, args in enumerate(parent) if is_final_reject(args)]
-    return not finals or index < finals[0]
+    return all(cannot_accept(args) for args in chains[spec.parent][:index])
 
 
 def _jump_ok(spec: FirewallSpec, chains: Chains) -> bool:
@@ -190,8 +185,8 @@ def plan_family(spec: FirewallSpec, family: int, chains: Chains) -> FamilyPlan:
         for rule in _ours_outside(spec, chains):
             commands.append(tuple(delete_argv(rule)))
             actions.append("delete %s" % rule_line(rule))
-        remaining = [a for a in chains[spec.parent] if not is_ours(a)]
-        position = jump_insert_position(remaining)
+        # first, above anything that could accept tcp/port before our chain
+        position = 1
         commands.append(tuple(add_argv(jump_rule(spec), position)))
         actions.append("insert jump to %s at %s position %d" % (
             spec.chain, spec.parent, position))
@@ -210,7 +205,8 @@ def status_family(spec: FirewallSpec, family: int, chains: Chains) -> FirewallSt
         note = ""
         if rule.chain == spec.parent and not _jump_effective(
                 spec, chains, chains[spec.parent].index(rule.args)):
-            note = " (after the final REJECT/DROP of %s: no effect)" % spec.parent
+            note = " (below a rule of %s that may accept tcp/%d first)" % (
+                spec.parent, spec.port)
         jumps.append(rule_line(rule) + note)
     return merge_status([diff_rules(desired, actual),
                          diff_rules([rule_line(jump_rule(spec))], jumps)])
@@ -255,10 +251,8 @@ def merge_save_file(text: str, spec: FirewallSpec, family: int) -> str:
         raise ValueError("the *filter table does not declare chain %s" % spec.parent)
     decls = [i for i, line in enumerate(keep) if line.lstrip().startswith(":")]
     decl_at = decls[-1] + 1 if decls else 0
-    jump_at = len(keep)
-    if parent_rules:
-        pos = jump_insert_position([args for _, args in parent_rules])
-        jump_at = parent_rules[pos - 1][0]
+    # our jump first in the parent, as plan_family puts it
+    jump_at = parent_rules[0][0] if parent_rules else len(keep)
     ours = [rule_line(r) + newline for r in chain_rules(spec, family)]
     keep += ours
     inserts = sorted([(jump_at, 1, rule_line(jump_rule(spec)) + newline),

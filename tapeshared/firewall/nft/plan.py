@@ -43,11 +43,9 @@ def nft_rules(spec: FirewallSpec) -> List[str]:
         if spec.reject_others:
             # `ip version 4` keeps the family visible in listings; a bare
             # `meta nfproto` before `reject` is elided when nft prints the rule.
-            for dst in portals or [None]:
-                match = "%s daddr %s" % (key, dst) if dst else \
-                    "%s version %d" % (key, family)
-                rules.append('%s %s reject with tcp reset comment "%s"' % (
-                    match, tail, COMMENT))
+            # any destination: see the policy in spec.py
+            rules.append('%s version %d %s reject with tcp reset comment "%s"' % (
+                key, family, tail, COMMENT))
     return rules
 
 
