@@ -58,6 +58,23 @@ class Reconciler:
         self.lock = lock
         self.firewall = firewall
         self.portals = portals
+        self.reported = set()  # type: set
+
+    def report_problems(self, problems: Sequence[str]) -> None:
+        """A problem at WARNING once when it appears, at INFO when it clears.
+
+        The daemon applies on every resync; a squatter or a missing tape would
+        otherwise repeat the same warning every few minutes for as long as it lasts.
+        """
+        now = set(problems)
+        for problem in problems:
+            if problem in self.reported:
+                log.debug("still: %s", problem)
+            else:
+                log.warning("%s", problem)
+        for problem in sorted(self.reported - now):
+            log.info("cleared: %s", problem)
+        self.reported = now
 
     @property
     def backend_name(self) -> str:
@@ -102,25 +119,34 @@ class Reconciler:
         """Observe, plan and apply under the lock; a second call with no change is a no-op.
 
         A firewall family that cannot be brought in step now (a missing parent
-        chain, no IPv6) does not stop the target's apply; it is raised afterwards
-        as a TransientError, so it is retried.
+        chain, no IPv6, a firewall command failing at apply) does not stop the
+        target's apply; it is raised afterwards as a TransientError, so it is
+        retried.
         """
         begin = time.monotonic()
         with self.lock():
             report = self.plan()
-            for problem in report.desired.problems:
-                log.warning("%s", problem)
+            self.report_problems(report.desired.problems)
             # the firewall first: a narrowed initiator list closes before the
             # target changes, a widened one opens as the target comes up
+            failed = None  # type: Optional[TransientError]
             if self.firewall is not None and report.firewall is not None:
                 if not report.firewall_plan.empty:
-                    report.actions.extend(self.firewall.apply(report.firewall_plan,
-                                                              report.firewall))
+                    try:
+                        report.actions.extend(self.firewall.apply(report.firewall_plan,
+                                                                  report.firewall))
+                    except TransientError as exc:
+                        # the host's firewall failed now: the target's change
+                        # still goes in (it never widens the port), the error
+                        # is raised after it, so the pass is retried
+                        failed = exc
             if not report.plan.empty:
                 for reason in report.plan.reasons:
                     log.info("change needed: %s", reason)
                 report.actions.extend(self.backend.apply(report.plan, report.desired))
         report.seconds = time.monotonic() - begin
+        if failed is not None:
+            raise failed
         if report.firewall_plan.errors:
             raise TransientError("firewall: %s" % "; ".join(
                 "%s: %s" % item for item in report.firewall_plan.errors))

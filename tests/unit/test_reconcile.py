@@ -2,6 +2,7 @@
 before the target, everything under the lock, a second pass with no change a no-op,
 a firewall family that cannot be fixed now retried without holding the target back."""
 
+import logging
 from contextlib import contextmanager
 from typing import List
 
@@ -10,7 +11,7 @@ from support import builders
 from support.builders import IQN
 
 from tapeshared.backends.common import LiveLun, LiveTarget, Snapshot
-from tapeshared.core.errors import TransientError
+from tapeshared.core.errors import CommandError, TransientError
 from tapeshared.core.model import (
     Hctl,
 )
@@ -57,10 +58,11 @@ class FakeBackend:
 class FakeFirewall:
     name = "fake"
 
-    def __init__(self, events: List[str], errors=()):
+    def __init__(self, events: List[str], errors=(), fail_apply=None):
         self.events = events
         self.applied = None
         self.errors = tuple(errors)
+        self.fail_apply = fail_apply
 
     def observe(self, spec):
         self.events.append("firewall observe")
@@ -76,11 +78,13 @@ class FakeFirewall:
 
     def apply(self, plan, spec):
         self.events.append("firewall apply")
+        if self.fail_apply is not None:
+            raise self.fail_apply
         self.applied = spec
         return ["firewall: open"]
 
 
-def build(events, devices, firewall_errors=()):
+def build(events, devices, firewall_errors=(), fail_apply=None):
     @contextmanager
     def lock():
         events.append("lock")
@@ -88,7 +92,7 @@ def build(events, devices, firewall_errors=()):
         events.append("unlock")
 
     backend = FakeBackend(events)
-    wall = FakeFirewall(events, firewall_errors)
+    wall = FakeFirewall(events, firewall_errors, fail_apply)
     return Reconciler(CONFIG, backend, lambda: (events.append("scan") or list(devices)),
                       lock, firewall=wall), backend
 
@@ -132,6 +136,17 @@ def test_a_firewall_family_that_cannot_be_fixed_does_not_hold_the_target_back():
     assert events[-1] == "unlock"
 
 
+def test_a_firewall_command_failing_at_apply_does_not_hold_the_target_back():
+    events: List[str] = []
+    failure = CommandError(["iptables-restore", "--noflush"], 4, "Resource temporarily unavailable")
+    rec, backend = build(events, [TAPE], fail_apply=failure)
+    with pytest.raises(CommandError) as raised:
+        rec.apply()
+    assert raised.value is failure, "the firewall's own error is what the loop retries"
+    assert backend.exported == {IQN: Hctl(1, 0, 6, 0)}, "the target was still applied"
+    assert events[-3:] == ["firewall apply", "backend apply", "unlock"]
+
+
 def test_views_say_exported_and_verified_per_export():
     events: List[str] = []
     rec, _backend = build(events, [TAPE])
@@ -147,3 +162,21 @@ def test_unexport_plans_an_empty_desired_state_under_the_lock():
     del events[:]
     assert rec.unexport() == ["exported []"]
     assert backend.exported == {} and events[0] == "lock" and events[-1] == "unlock"
+
+
+def test_a_lasting_problem_is_warned_once_and_its_end_is_logged(caplog):
+    events: List[str] = []
+    rec, _backend = build(events, [TAPE])
+    rec.apply()
+    rec.devices = lambda: [TAPE, builders.tape("2:0:0:0", serial=TAPE.serial)]
+    with caplog.at_level(logging.DEBUG, logger="tapeshared.reconcile"):
+        for _ in range(3):
+            rec.apply()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "ambiguous" in warnings[0], warnings
+    caplog.clear()
+    rec.devices = lambda: [TAPE]
+    with caplog.at_level(logging.INFO, logger="tapeshared.reconcile"):
+        rec.apply()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == []
+    assert any(r.getMessage().startswith("cleared: ") for r in caplog.records)
