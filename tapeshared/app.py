@@ -62,13 +62,19 @@ def firewall(config: Config, runner: Runner) -> Optional[Firewall]:
     return None
 
 
-def reconciler(config: Config, sleep: Sleep = time.sleep) -> Reconciler:
-    """A reconciler wired to udev, the configured backends and the apply lock."""
+def reconciler(config: Config, sleep: Sleep = time.sleep,
+               keepalive: Optional[Callable[[], None]] = None,
+               poll: float = 0.5) -> Reconciler:
+    """A reconciler wired to udev, the configured backends and the apply lock.
+
+    sleep and keepalive are the daemon's: every bounded wait of an apply (the
+    lock, each command, retries, verify polling) keeps its watchdog fed.
+    """
     g = config.globals
-    runner = Runner()
+    runner = Runner(keepalive=keepalive, poll=poll)
     return Reconciler(
         config, backend(config, runner, sleep), udev.scan,
-        lambda: ApplyLock(g.lock_file, g.lock_timeout),
+        lambda: ApplyLock(g.lock_file, g.lock_timeout, sleep=sleep),
         firewall=firewall(config, runner),
         portals=lambda: addrwatch.resolve_portal(g.portal))
 
@@ -81,7 +87,8 @@ def daemon(config_path: str, ready_fd: int = -1) -> Daemon:
     notifier = Notifier.from_environ(ready_fd=ready_fd)
     return Daemon(
         config_path, config_module.load(config_path), config_module.load,
-        # the backend's waits (verify polling) keep the watchdog fed
-        lambda cfg: reconciler(cfg, sleep=notifier.keepalive_sleep),
+        # every wait of an apply keeps the watchdog fed (see Notifier.keepalive)
+        lambda cfg: reconciler(cfg, sleep=notifier.keepalive_sleep,
+                               keepalive=notifier.keepalive, poll=notifier.wait_slice),
         udev.UdevWatch, AddressWatch, notifier)
 

@@ -23,7 +23,9 @@ class Notifier:
         self.address = address
         self.ready_fd = ready_fd
         self.clock = clock
-        self.interval: Optional[float] = watchdog_usec / 2e6 if watchdog_usec > 0 else None
+        # Ping every quarter of WatchdogSec: a wait that checks in every `wait_slice`
+        # then still leaves systemd less than half the interval without a ping.
+        self.interval: Optional[float] = watchdog_usec / 4e6 if watchdog_usec > 0 else None
         self.next_ping = clock()
         self._sock: Optional[socket.socket] = None
         self._last_status = ""
@@ -94,8 +96,13 @@ class Notifier:
         """Monotonic time of the next watchdog ping, or None without a watchdog."""
         return self.next_ping if self.interval else None
 
+    @property
+    def wait_slice(self) -> float:
+        """How long a bounded wait may block between two keepalive() calls."""
+        return min(0.5, self.interval / 2) if self.interval else 0.5
+
     def ping_if_due(self) -> None:
-        """WATCHDOG=1 when half the watchdog interval has passed since the last one."""
+        """WATCHDOG=1 when a quarter of the watchdog interval has passed since the last."""
         if not self.interval:
             return
         now = self.clock()
@@ -103,11 +110,21 @@ class Notifier:
             self.send(WATCHDOG=1)
             self.next_ping = now + self.interval
 
+    def keepalive(self) -> None:
+        """Called from inside a wait that has its own deadline (a command's timeout,
+        the lock's timeout, a bounded retry): the same thread feeds the watchdog, so
+        a wait without a deadline, or a hung loop, still starves it and is killed."""
+        self.ping_if_due()
+
     def keepalive_sleep(self, seconds: float) -> None:
-        """A sleep for blocking waits inside an apply that keeps the watchdog fed."""
-        self.ping_if_due()
-        time.sleep(seconds)
-        self.ping_if_due()
+        """A sleep for bounded waits inside an apply that keeps the watchdog fed."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.ping_if_due()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, self.wait_slice))
 
     def _release_parent(self) -> None:
         """Tell a waiting SysV parent (`run --detach`) that we are ready."""

@@ -252,3 +252,44 @@ def test_udev_monitor_overflow_reopens_and_asks_for_resync():
     assert "overflow True 1" in out.stdout, out.stdout + out.stderr
     assert "udev monitor failed" in out.stderr
     assert "after True" in out.stdout, "the re-opened monitor delivers events again"
+
+
+WATCHDOG_SEC = 4.0
+
+
+def longest_silence(notify, since, until):
+    """The longest time without WATCHDOG=1 in [since, until], edges included."""
+    pings = [t for t, m in notify.messages if m.get("WATCHDOG") == "1" and since <= t <= until]
+    marks = [since] + pings + [until]
+    return max(b - a for a, b in zip(marks, marks[1:]))
+
+
+@needs_daemon
+def test_watchdog_is_fed_while_the_lock_is_held_and_the_restart_is_slow(run, ietroot):
+    # Another process holds the apply lock for 10 s, then the target's restart
+    # command takes 10 s: the first pass is in bounded waits for 20 s and
+    # systemd (WatchdogSec=4 here) must hear from us at least every 2 s.
+    lock_file = ietroot.path("run/tapeshared/apply.lock")
+    holder = subprocess.Popen(["flock", "-x", lock_file, "sleep", "10"])
+    try:
+        wait_for(lambda: subprocess.run(["flock", "-n", lock_file, "true"]).returncode != 0,
+                 what="the other process to hold the lock")
+        slow = "sh -c 'sleep 10; exec \"$@\"' sh " + ietroot.standin_argv("restart")
+        d = run(watchdog_usec=int(WATCHDOG_SEC * 1e6), lock_timeout="30",
+                restart_command=slow)
+        d.bed.add_tape("1:0:6:0", serial=SERIAL)
+        spawned = time.monotonic()
+        d.start(wait_ready=False)
+        # messages are stamped when read: wait() reads every 10 ms
+        d.notify.wait("READY", "1", timeout=60)
+        ready_t = [t for t, m in d.notify.messages if m.get("READY") == "1"][0]
+        d.notify.collect(2.5)  # and on into the idle loop
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ready_t - spawned >= 19, "the pass did not wait for the lock and the restart"
+    assert ietroot.restarts == 1 and hctl_line("1:0:6:0") in d.ietd()
+    silence = longest_silence(d.notify, spawned, time.monotonic())
+    print("longest watchdog silence: %.3fs over %.1fs (WatchdogSec=%gs)"
+          % (silence, time.monotonic() - spawned, WATCHDOG_SEC))
+    assert silence < WATCHDOG_SEC / 2, "no WATCHDOG=1 for %.2fs" % silence

@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 
 from tapeshared.daemon.notify import Notifier
 
@@ -44,15 +45,17 @@ def test_abstract_socket_names():
     sock.close()
 
 
-def test_watchdog_pings_at_half_the_interval(tmp_path):
+def test_watchdog_pings_at_a_quarter_of_the_interval(tmp_path):
+    # a quarter, so that a wait checking in every wait_slice still leaves
+    # systemd less than half of WatchdogSec without a ping
     path = str(tmp_path / "notify")
     sock = bound(path)
     now = [100.0]
     notifier = Notifier(path, watchdog_usec=10000000, clock=lambda: now[0])
-    assert notifier.interval == 5.0
+    assert notifier.interval == 2.5 and notifier.wait_slice == 0.5
     notifier.ping_if_due()
     assert lines(sock) == ["WATCHDOG=1"]
-    now[0] += 4.9
+    now[0] += 2.4
     notifier.ping_if_due()
     now[0] += 0.2
     notifier.ping_if_due()
@@ -62,8 +65,29 @@ def test_watchdog_pings_at_half_the_interval(tmp_path):
         extra = sock.recv(4096)
     except socket.timeout:
         extra = None
-    assert extra is None, "pinged before half the interval had passed"
-    assert abs(notifier.ping_due() - 110.1) < 1e-9
+    assert extra is None, "pinged before a quarter of the interval had passed"
+    assert abs(notifier.ping_due() - 105.1) < 1e-9
+
+
+def test_keepalive_sleep_feeds_the_watchdog_through_a_long_sleep(tmp_path):
+    # a retry's back-off sleeps up to 5 s: longer than half of a small WatchdogSec
+    path = str(tmp_path / "notify")
+    sock = bound(path)
+    notifier = Notifier(path, watchdog_usec=800000)  # WatchdogSec=0.8
+    start = time.monotonic()
+    notifier.keepalive_sleep(2.0)
+    end = time.monotonic()
+    assert end - start >= 2.0
+    sock.setblocking(False)
+    pings = []
+    while True:
+        try:
+            data, stamp = sock.recv(4096), time.monotonic()
+        except BlockingIOError:
+            break
+        assert data == b"WATCHDOG=1\n"
+        pings.append(stamp)
+    assert len(pings) >= 8, pings  # every 0.2 s over 2 s
 
 
 def test_watchdog_pid_of_another_process_is_ignored(tmp_path):
@@ -71,9 +95,9 @@ def test_watchdog_pid_of_another_process_is_ignored(tmp_path):
     env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
     assert Notifier.from_environ(env).interval is None
     env["WATCHDOG_PID"] = str(os.getpid())
-    assert Notifier.from_environ(env).interval == 0.5
+    assert Notifier.from_environ(env).interval == 0.25
     del env["WATCHDOG_PID"]
-    assert Notifier.from_environ(env).interval == 0.5
+    assert Notifier.from_environ(env).interval == 0.25
 
 
 def test_no_notify_socket_is_a_no_op(monkeypatch):
