@@ -18,7 +18,7 @@ from tapeshared.firewall.iptables.backend import IptablesFirewall
 from tapeshared.firewall.nft.backend import NftablesFirewall
 from tapeshared.host import addrwatch, udev
 from tapeshared.host.addrwatch import AddressWatch
-from tapeshared.host.lock import ApplyLock
+from tapeshared.host.lock import ApplyLock, RunLock
 from tapeshared.host.runner import Runner
 from tapeshared.ports import Backend, Firewall
 from tapeshared.reconcile import Reconciler
@@ -79,7 +79,8 @@ def reconciler(config: Config, sleep: Sleep = time.sleep,
         portals=lambda: addrwatch.resolve_portal(g.portal))
 
 
-def daemon(config_path: str, ready_fd: int = -1) -> Daemon:
+def daemon(config_path: str, ready_fd: int = -1,
+           run_lock: Optional[RunLock] = None) -> Daemon:
     """The daemon with real adapters: udev and netlink watches, sd_notify, state file.
 
     Raises ConfigError when the configuration cannot be used at start.
@@ -90,5 +91,5 @@ def daemon(config_path: str, ready_fd: int = -1) -> Daemon:
         # every wait of an apply keeps the watchdog fed (see Notifier.keepalive)
         lambda cfg: reconciler(cfg, sleep=notifier.keepalive_sleep,
                                keepalive=notifier.keepalive, poll=notifier.wait_slice),
-        udev.UdevWatch, AddressWatch, notifier)
+        udev.UdevWatch, AddressWatch, notifier, run_lock=run_lock)
 

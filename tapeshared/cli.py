@@ -140,15 +140,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tapeshared.daemon import logsetup, sysv
-    config.load(args.config)  # a bad config fails here, before detaching
+    from tapeshared.host.lock import RunLock
+    cfg = config.load(args.config)  # a bad config fails here, before detaching
+    run_lock = RunLock(cfg.globals.state_dir).acquire()  # and so does a second daemon
     ready_fd = sysv.detach() if args.detach else -1
+    run_lock.record()  # the daemon's own pid, after detaching
     logsetup.configure(args.log_target, (logging.INFO, logging.INFO, logging.DEBUG)[
         min(args.verbose, 2)])
     if args.pidfile:
         sysv.write_pidfile(args.pidfile)
     try:
-        return app.daemon(args.config, ready_fd=ready_fd).run()
+        return app.daemon(args.config, ready_fd=ready_fd, run_lock=run_lock).run()
     finally:
+        run_lock.release()
         if args.pidfile:
             sysv.remove_pidfile(args.pidfile)
 

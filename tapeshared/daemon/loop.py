@@ -12,6 +12,7 @@ from tapeshared.core.errors import ConfigError, ManagedFileError, TapesharedErro
 from tapeshared.core.model import Config
 from tapeshared.daemon.notify import Notifier
 from tapeshared.daemon.statefile import StateFile, summary
+from tapeshared.host.lock import RunLock
 from tapeshared.ports import Watch
 from tapeshared.reconcile import Reconciler, Report
 
@@ -27,7 +28,8 @@ class Daemon:
     def __init__(self, config_path: str, config: Config, load: Callable[[str], Config],
                  build: Callable[[Config], Reconciler], udev: Callable[[], Watch],
                  addrs: Callable[[], Watch], notifier: Notifier,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 run_lock: Optional[RunLock] = None) -> None:
         self.config_path = config_path
         self.config = config
         self.load = load
@@ -37,6 +39,7 @@ class Daemon:
         self.open_addrs = addrs
         self.notifier = notifier
         self.clock = clock
+        self.run_lock = run_lock
         self.state = StateFile(config.globals.state_dir, config.globals.resync_interval)
         self.selector = selectors.DefaultSelector()
         self.watches: Dict[str, Watch] = {}
@@ -249,6 +252,13 @@ class Daemon:
             self.notifier.send(READY=1, STATUS="reload refused (last good configuration "
                                                "kept): %s" % exc)
             return
+        try:
+            self._move_state(config.globals.state_dir)
+        except TapesharedError as exc:
+            log.error("reload refused, keeping the last good configuration: %s", exc)
+            self.notifier.send(READY=1, STATUS="reload refused (last good configuration "
+                                               "kept): %s" % exc)
+            return
         portal_changed = bool(config.globals.portal) != bool(self.config.globals.portal)
         self.config, self.reconciler = config, reconciler
         self.state.set("resync_interval", config.globals.resync_interval)
@@ -258,6 +268,25 @@ class Daemon:
             self._watch("addrs", self.open_addrs if config.globals.portal else None)
         self.run_pass()
         self.notifier.ready(self.status_text)
+
+    def _move_state(self, state_dir: str) -> None:
+        """Follow a state_dir that a reload moved: the run lock first (another daemon
+        there refuses the move), then the state file; the old one is removed, so
+        `status` never reads a file that stopped changing."""
+        if self.run_lock is not None and self.run_lock.state_dir != state_dir:
+            moved = RunLock(state_dir).acquire()
+            self.run_lock.release()
+            self.run_lock = moved
+        old = self.state.move(state_dir)
+        if old is None:
+            return
+        log.info("state_dir moved: the state file is now %s", self.state.path)
+        try:
+            os.unlink(old)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot remove the old state file %s: %s", old, exc)
 
     def _stop(self) -> None:
         self.notifier.stopping()
@@ -277,6 +306,7 @@ class Daemon:
     # --- the loop ---
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status."""
+        self._move_state(self.config.globals.state_dir)  # the lock taken before a re-read
         reader = self._setup_signals()
         self._watch("udev", self.open_udev)
         if self.config.globals.portal:
@@ -309,4 +339,6 @@ class Daemon:
             for name in list(self.watches):
                 self._watch(name, None)
             self.notifier.close()
+            if self.run_lock is not None:
+                self.run_lock.release()
         return 0

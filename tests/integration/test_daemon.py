@@ -11,6 +11,7 @@ import time
 
 import pytest
 from support.daemonrun import (
+    DAEMON_PYTHON,
     SERIAL,
     TAPE0,
     DaemonRun,
@@ -293,3 +294,75 @@ def test_watchdog_is_fed_while_the_lock_is_held_and_the_restart_is_slow(run, iet
     print("longest watchdog silence: %.3fs over %.1fs (WatchdogSec=%gs)"
           % (silence, time.monotonic() - spawned, WATCHDOG_SEC))
     assert silence < WATCHDOG_SEC / 2, "no WATCHDOG=1 for %.2fs" % silence
+
+
+def tapeshared(d, *argv, timeout=30):
+    """A second tapeshared command beside the daemon, seeing the same testbed."""
+    env = dict(os.environ, PYTHONPATH=ROOT, UMOCKDEV_DIR=d.bed.tb.get_root_dir())
+    env.pop("NOTIFY_SOCKET", None)
+    out = subprocess.run([DAEMON_PYTHON, "-m", "tapeshared", "-c", d.conf] + list(argv),
+                         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=timeout)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+@needs_daemon
+def test_a_second_daemon_on_the_same_configuration_is_refused(run, ietroot):
+    d = run()
+    d.start()
+    state_dir = ietroot.path("run/tapeshared")
+    for extra in ([], ["--detach", "--pidfile", ietroot.path("second.pid")]):
+        out = tapeshared(d, "run", "--log-target", "stderr", *extra)
+        assert out.returncode == 1, out.stderr
+        assert ("another tapeshared daemon (pid %d) already runs with state_dir %s"
+                % (d.proc.pid, state_dir)) in out.stderr, out.stderr
+    assert not os.path.exists(ietroot.path("second.pid"))
+    assert d.proc.poll() is None, "the first daemon runs on"
+    assert d.stop() == 0
+    # the lock ends with the daemon: the next one starts
+    d.log.close()
+    sent = time.monotonic()
+    d.start(wait_ready=False)
+    d.notify.wait("READY", "1", after=sent)
+    assert d.stop() == 0
+
+
+@needs_daemon
+def test_a_reload_that_moves_state_dir_moves_the_state_and_the_run_lock(run, ietroot):
+    d = run()
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    old = ietroot.path("run/tapeshared/state.json")
+    assert os.path.exists(old)
+    moved = ietroot.path("run/moved")
+    ietroot.write_config(TAPE0, restart_retries="1", state_dir=moved)
+    sent = time.monotonic()
+    d.signal(signal.SIGHUP)
+    d.notify.wait("READY", "1", after=sent)
+    wait_for(lambda: os.path.exists(os.path.join(moved, "state.json")),
+             what="the state file in the new state_dir")
+    assert not os.path.exists(old), "the old state file is removed, not left to go stale"
+    out = tapeshared(d, "status")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "daemon: running (pid %d" % d.proc.pid in out.stdout
+    out = tapeshared(d, "run", "--log-target", "stderr")
+    assert out.returncode == 1 and "state_dir %s" % moved in out.stderr, out.stderr
+    # a reload onto a state_dir another daemon holds is refused; the old one is kept
+    os.mkdir(ietroot.path("run/taken"))
+    blocker = subprocess.Popen(["flock", "-x", ietroot.path("run/taken/daemon.lock"),
+                                "sleep", "30"])
+    try:
+        wait_for(lambda: os.path.exists(ietroot.path("run/taken/daemon.lock")),
+                 what="the other lock")
+        ietroot.write_config(TAPE0, restart_retries="1", state_dir=ietroot.path("run/taken"))
+        sent = time.monotonic()
+        d.signal(signal.SIGHUP)
+        ready = d.notify.wait("READY", "1", after=sent)
+        assert "reload refused" in ready["STATUS"] and "already runs" in ready["STATUS"]
+    finally:
+        blocker.kill()
+        blocker.wait()
+    assert os.path.exists(os.path.join(moved, "state.json"))
+    assert d.stop() == 0
