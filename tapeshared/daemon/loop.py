@@ -247,14 +247,8 @@ class Daemon:
         try:
             config = self.load(self.config_path)
             reconciler = self.build(config)
-        except ConfigError as exc:
-            log.error("reload refused, keeping the last good configuration: %s", exc)
-            self.notifier.send(READY=1, STATUS="reload refused (last good configuration "
-                                               "kept): %s" % exc)
-            return
-        try:
-            self._move_state(config.globals.state_dir)
-        except TapesharedError as exc:
+            self._move_state(config.globals.state_dir)  # another daemon there: refused
+        except TapesharedError as exc:  # a ConfigError, or the run lock of a new state_dir
             log.error("reload refused, keeping the last good configuration: %s", exc)
             self.notifier.send(READY=1, STATUS="reload refused (last good configuration "
                                                "kept): %s" % exc)
@@ -271,22 +265,10 @@ class Daemon:
 
     def _move_state(self, state_dir: str) -> None:
         """Follow a state_dir that a reload moved: the run lock first (another daemon
-        there refuses the move), then the state file; the old one is removed, so
-        `status` never reads a file that stopped changing."""
-        if self.run_lock is not None and self.run_lock.state_dir != state_dir:
-            moved = RunLock(state_dir).acquire()
-            self.run_lock.release()
-            self.run_lock = moved
-        old = self.state.move(state_dir)
-        if old is None:
-            return
-        log.info("state_dir moved: the state file is now %s", self.state.path)
-        try:
-            os.unlink(old)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("cannot remove the old state file %s: %s", old, exc)
+        there refuses the move), then the state file (the old one is removed)."""
+        if self.run_lock is not None:
+            self.run_lock = self.run_lock.move(state_dir)
+        self.state.move(state_dir)
 
     def _stop(self) -> None:
         self.notifier.stopping()

@@ -92,13 +92,20 @@ class StateFile:
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value
 
-    def move(self, state_dir: str) -> Optional[str]:
-        """Write to state_dir from now on (a reload moved it); the old path, if any."""
+    def move(self, state_dir: str) -> None:
+        """Write to state_dir from now on (a reload moved it). The old file is
+        removed, so `status` never reads one that stopped changing."""
         path = state_path(state_dir)
         if path == self.path:
-            return None
+            return
         old, self.path = self.path, path
-        return old
+        log.info("state_dir moved: the state file is now %s", path)
+        try:
+            os.unlink(old)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot remove the old state file %s: %s", old, exc)
 
     def write(self) -> None:
         """Write when the content changed; otherwise touch it so `status` sees it fresh."""

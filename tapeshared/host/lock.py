@@ -154,6 +154,14 @@ class RunLock:
         except OSError:
             pass  # the lock itself is what counts; the pid is only for messages
 
+    def move(self, state_dir: str) -> "RunLock":
+        """The run lock of state_dir, taken before this one is released."""
+        if state_dir == self.state_dir:
+            return self
+        moved = RunLock(state_dir).acquire()
+        self.release()
+        return moved
+
     def release(self) -> None:
         if self.fd >= 0:
             try:
