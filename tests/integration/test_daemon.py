@@ -366,3 +366,36 @@ def test_a_reload_that_moves_state_dir_moves_the_state_and_the_run_lock(run, iet
         blocker.wait()
     assert os.path.exists(os.path.join(moved, "state.json"))
     assert d.stop() == 0
+
+
+@needs_daemon
+def test_uevents_that_are_not_utf8_log_one_warning_and_the_daemon_goes_on(run, ietroot):
+    d = run()
+    path = d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    last = d.settle()
+    # the bytes go into the uevent messages only: sysfs is clean again for the pass
+    uevent_file = d.bed.tb.get_root_dir() + path + "/uevent"
+    with open(uevent_file, "rb") as handle:
+        clean = handle.read()
+    with open(uevent_file, "wb") as handle:
+        handle.write(clean + b"DEVTYPE=scsi_\xff\xfedevice\n")
+    for _ in range(30):
+        d.bed.uevent(path, "change")
+    with open(uevent_file, "wb") as handle:
+        handle.write(clean)
+    last = d.wait_pass(last)
+    d.settle()
+    text = d.text()
+    warnings = [ln for ln in text.splitlines() if "not UTF-8" in ln]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "tapeshared: WARNING: uevents with strings that are not UTF-8"), \
+        warnings
+    assert "ERROR" not in text and "Traceback" not in text
+    assert "re-opening" not in text, "one bad message is not a dead monitor"
+    # and it goes on following the tape
+    d.bed.remove(path)
+    d.bed.add_tape("3:0:2:0", serial=SERIAL, st_index=1, sg_index=1)
+    wait_for(lambda: hctl_line("3:0:2:0") in d.ietd(), what="the export to follow the tape")
+    assert d.proc.poll() is None
