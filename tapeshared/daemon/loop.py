@@ -236,7 +236,7 @@ class Daemon:
     def _write_state(self) -> None:
         try:
             self.state.write()
-        except OSError as exc:
+        except (OSError, TapesharedError) as exc:  # a host condition: tried every pass
             log.warning("cannot write the state file %s: %s", self.state.path, exc)
 
     # --- reload and stop ---

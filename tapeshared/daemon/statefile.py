@@ -165,7 +165,7 @@ def read_state(path: str) -> Optional[Dict[str, Any]]:
         with open(path, "rb") as handle:
             blob = handle.read(16 * 1024 * 1024)
         mtime = os.stat(path).st_mtime
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no state dir: no daemon wrote one
         return None
     except OSError as exc:
         raise StateError("%s: cannot be read: %s" % (path, exc.strerror or exc))

@@ -32,9 +32,21 @@ class PathError(TransientError):
     change; its message names the path."""
 
 
-def _why(exc: OSError) -> str:
+def _blocker(path: str) -> str:
+    """The nearest existing ancestor-or-self of path that is not a directory."""
+    while path and not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _why(exc: OSError, path: str = "") -> str:
     if exc.errno in (errno.EEXIST, errno.ENOTDIR):
-        return "something that is not a directory is in the way"
+        blocker = _blocker(path) if path else ""
+        return ("%s is not a directory" % blocker if blocker and not os.path.isdir(blocker)
+                else "something that is not a directory is in the way")
     if exc.errno == errno.EISDIR:
         return "it is a directory"
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -49,7 +61,7 @@ def make_dir(path: str, what: str, mode: int = 0o755) -> None:
     try:
         os.makedirs(path, mode=mode, exist_ok=True)
     except OSError as exc:
-        raise PathError("cannot create the %s %s: %s" % (what, path, _why(exc)))
+        raise PathError("cannot create the %s %s: %s" % (what, path, _why(exc, path)))
 
 
 def open_lock_file(path: str, what: str) -> int:
@@ -58,7 +70,7 @@ def open_lock_file(path: str, what: str) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise PathError("cannot open the %s %s: %s" % (what, path, _why(exc)))
+        raise PathError("cannot open the %s %s: %s" % (what, path, _why(exc, path)))
 
 
 def try_lock(fd: int) -> bool:
@@ -125,6 +137,7 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         """Take the lock or raise AlreadyRunning / PathError (both name the path)."""
+        make_dir(self.state_dir, "state directory")
         fd = open_lock_file(self.path, "run lock")
         try:
             locked = try_lock(fd)

@@ -399,3 +399,42 @@ def test_uevents_that_are_not_utf8_log_one_warning_and_the_daemon_goes_on(run, i
     d.bed.add_tape("3:0:2:0", serial=SERIAL, st_index=1, sg_index=1)
     wait_for(lambda: hctl_line("3:0:2:0") in d.ietd(), what="the export to follow the tape")
     assert d.proc.poll() is None
+
+
+@needs_daemon
+def test_a_lock_dir_that_goes_bad_at_run_time_is_retried_until_it_heals(run, ietroot):
+    lock_dir = ietroot.path("lockdir")
+    d = run(lock_file=lock_dir + "/apply.lock", resync_interval="1")
+    d.bed.add_tape("1:0:6:0", serial=SERIAL)
+    d.start()
+    wait_for(lambda: hctl_line("1:0:6:0") in d.ietd(), what="the first export")
+    shutil.rmtree(lock_dir)
+    with open(lock_dir, "w"):
+        pass  # a file where the lock directory was
+    wait_for(lambda: "ERROR: apply failed: cannot create the apply lock directory %s: %s "
+             "is not a directory" % (lock_dir, lock_dir) in d.text(), timeout=10,
+             what="the failure, naming the path")
+    wait_for(lambda: [m for m in d.notify.find("STATUS") if "next attempt in 2s"
+                      in m["STATUS"]], timeout=10, what="a second attempt, backed off")
+    os.unlink(lock_dir)
+    wait_for(lambda: "INFO: apply succeeded again" in d.text(), timeout=15,
+             what="the recovery once the host is fixed")
+    assert d.proc.poll() is None and "Traceback" not in d.text()
+    assert d.text().count("ERROR: apply failed") == 1, "the same error is logged once"
+
+
+@needs_daemon
+def test_a_state_dir_that_goes_bad_at_run_time_is_warned_about_and_retried(run, ietroot):
+    d = run(resync_interval="1")
+    d.start()
+    state_dir = ietroot.path("run/tapeshared")
+    shutil.rmtree(state_dir)
+    with open(state_dir, "w"):
+        pass
+    wait_for(lambda: "WARNING: cannot write the state file %s/state.json: cannot create the "
+             "state directory %s" % (state_dir, state_dir) in d.text(), timeout=10,
+             what="the warning, naming the path")
+    os.unlink(state_dir)
+    wait_for(lambda: os.path.exists(os.path.join(state_dir, "state.json")), timeout=10,
+             what="the state file written again")
+    assert d.proc.poll() is None and "Traceback" not in d.text()
