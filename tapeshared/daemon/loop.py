@@ -10,7 +10,7 @@ from typing import Callable, Dict, Optional, Set
 
 from tapeshared.core.errors import ConfigError, ManagedFileError, TapesharedError
 from tapeshared.core.model import Config
-from tapeshared.daemon.notify import Notifier
+from tapeshared.daemon.notify import Interrupted, Notifier
 from tapeshared.daemon.statefile import StateFile, summary
 from tapeshared.host.lock import RunLock
 from tapeshared.ports import Watch
@@ -173,6 +173,8 @@ class Daemon:
         error: Optional[str] = None
         try:
             report = self.reconciler.apply()
+        except Interrupted:
+            return  # SIGTERM cut a wait short: the loop stops next, nothing to retry
         except ConfigError as exc:
             error, self.halted = "configuration error: %s" % exc, "config"
         except ManagedFileError as exc:
@@ -272,6 +274,7 @@ class Daemon:
 
     def _stop(self) -> None:
         self.notifier.stopping()
+        self.notifier.abort = None  # an unexport on stop waits for the lock in full
         log.info("stopping (stop_action = %s)", self.config.globals.stop_action)
         if self.config.globals.stop_action == "unexport":
             self._unexport()
@@ -290,6 +293,7 @@ class Daemon:
         """Run until SIGTERM/SIGINT; returns the exit status."""
         self._move_state(self.config.globals.state_dir)  # the lock taken before a re-read
         reader = self._setup_signals()
+        self.notifier.abort = lambda: self.flags["term"]
         self._watch("udev", self.open_udev)
         if self.config.globals.portal:
             self._watch("addrs", self.open_addrs)

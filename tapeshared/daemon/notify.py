@@ -6,7 +6,14 @@ import socket
 import time
 from typing import Callable, Dict, Optional
 
+from tapeshared.core.errors import TapesharedError
+
 log = logging.getLogger(__name__)
+
+
+class Interrupted(TapesharedError):
+    """A bounded wait (the apply lock, a retry's back-off) cut short by SIGTERM; not
+    a TransientError, so no retry loop takes it for a failure to try again."""
 
 _ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -29,6 +36,8 @@ class Notifier:
         self.next_ping = clock()
         self._sock: Optional[socket.socket] = None
         self._last_status = ""
+        # set by the daemon: True once SIGTERM came, so sleeps inside an apply end
+        self.abort: Optional[Callable[[], bool]] = None
 
     @classmethod
     def from_environ(cls, environ: Optional[Dict[str, str]] = None, unset: bool = True,
@@ -117,10 +126,13 @@ class Notifier:
         self.ping_if_due()
 
     def keepalive_sleep(self, seconds: float) -> None:
-        """A sleep for bounded waits inside an apply that keeps the watchdog fed."""
+        """A sleep for bounded waits inside an apply that keeps the watchdog fed and
+        ends early (Interrupted) on SIGTERM; a running command is never cut short."""
         deadline = time.monotonic() + seconds
         while True:
             self.ping_if_due()
+            if self.abort is not None and self.abort():
+                raise Interrupted("stopping: a wait inside the apply was cut short")
             left = deadline - time.monotonic()
             if left <= 0:
                 return

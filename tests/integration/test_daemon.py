@@ -438,3 +438,27 @@ def test_a_state_dir_that_goes_bad_at_run_time_is_warned_about_and_retried(run, 
     wait_for(lambda: os.path.exists(os.path.join(state_dir, "state.json")), timeout=10,
              what="the state file written again")
     assert d.proc.poll() is None and "Traceback" not in d.text()
+
+
+@needs_daemon
+def test_sigterm_ends_a_wait_for_the_lock_at_once(run, ietroot):
+    lock_file = ietroot.path("run/tapeshared/apply.lock")
+    holder = subprocess.Popen(["flock", "-x", lock_file, "sleep", "25"])
+    try:
+        wait_for(lambda: subprocess.run(["flock", "-n", lock_file, "true"]).returncode != 0,
+                 what="the other process to hold the lock")
+        d = run(lock_timeout="30", watchdog_usec=4000000)
+        d.start(wait_ready=False)
+        d.notify.wait("WATCHDOG", "1")  # in the first pass, waiting for the lock
+        time.sleep(1)
+        sent = time.monotonic()
+        d.signal(signal.SIGTERM)
+        assert d.proc.wait(10) == 0
+        took = time.monotonic() - sent
+    finally:
+        holder.kill()
+        holder.wait()
+    print("SIGTERM to exit during the lock wait: %.3fs" % took)
+    assert took < 2, "SIGTERM waited %.1fs for the lock" % took
+    assert "ERROR" not in d.text() and "Traceback" not in d.text()
+    assert ietroot.restarts == 0
