@@ -27,10 +27,11 @@ EPILOG = """exit codes:
   64  bad command line
   65  a managed file cannot be parsed safely and was left untouched
   78  configuration error (the message names file, section and key)
-run: 0 after SIGTERM/SIGINT; 78 if the configuration is unusable at start.
-status: LSB codes: 0 running and every export verified, 3 not running,
-  4 status unknown (unreadable or stale state), 150 running but an export is
-  broken (see `tapeshared status --help`).
+run: 0 after SIGTERM/SIGINT; 78 if the configuration is unusable at start;
+  1 if another daemon runs on the same state_dir or it cannot be created.
+status: LSB codes: 0 running and every export verified, 1 dead (stale state),
+  3 not running, 4 status unknown (unreadable or stale state), 150 running but
+  an export is broken (see `tapeshared status --help`).
 """
 
 
