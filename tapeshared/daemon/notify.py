@@ -78,7 +78,9 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.sendto(text.encode("utf-8", "replace"), self._socket_address())
+            # never block: a notify socket that is not read must not hang the daemon
+            self._sock.sendto(text.encode("utf-8", "replace"), socket.MSG_DONTWAIT,
+                              self._socket_address())
         except OSError as exc:
             log.debug("sd_notify to %s failed: %s", self.address, exc)
             return False
@@ -122,15 +124,19 @@ class Notifier:
     def keepalive(self) -> None:
         """Called from inside a wait that has its own deadline (a command's timeout,
         the lock's timeout, a bounded retry): the same thread feeds the watchdog, so
-        a wait without a deadline, or a hung loop, still starves it and is killed."""
-        self.ping_if_due()
+        a wait without a deadline, or a hung loop, still starves it and is killed.
+        It pings at half the usual period, so the work between two waits (observe,
+        file writes) starts with a fresh ping and has most of the budget."""
+        if self.interval and self.clock() >= self.next_ping - self.interval / 2:
+            self.send(WATCHDOG=1)
+            self.next_ping = self.clock() + self.interval
 
     def keepalive_sleep(self, seconds: float) -> None:
         """A sleep for bounded waits inside an apply that keeps the watchdog fed and
         ends early (Interrupted) on SIGTERM; a running command is never cut short."""
         deadline = time.monotonic() + seconds
         while True:
-            self.ping_if_due()
+            self.keepalive()
             if self.abort is not None and self.abort():
                 raise Interrupted("stopping: a wait inside the apply was cut short")
             left = deadline - time.monotonic()
