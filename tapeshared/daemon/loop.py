@@ -237,6 +237,7 @@ class Daemon:
 
     def _write_state(self) -> None:
         try:
+            self._move_state(self.config.globals.state_dir)  # a removed run lock: re-taken
             self.state.write()
         except (OSError, TapesharedError) as exc:  # a host condition: tried every pass
             log.warning("cannot write the state file %s: %s", self.state.path, exc)
@@ -266,8 +267,7 @@ class Daemon:
         self.notifier.ready(self.status_text)
 
     def _move_state(self, state_dir: str) -> None:
-        """Follow a state_dir that a reload moved: the run lock first (another daemon
-        there refuses the move), then the state file (the old one is removed)."""
+        """Follow a moved state_dir: the run lock first, then the state file."""
         if self.run_lock is not None:
             self.run_lock = self.run_lock.move(state_dir)
         self.state.move(state_dir)

@@ -167,9 +167,19 @@ class RunLock:
         except OSError:
             pass  # the lock itself is what counts; the pid is only for messages
 
+    def intact(self) -> bool:
+        """Whether the lock path still names the file we hold (an admin's rm -rf of
+        the state directory would otherwise let a second daemon start)."""
+        try:
+            held, named = os.fstat(self.fd), os.stat(self.path)
+        except OSError:
+            return False
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
     def move(self, state_dir: str) -> "RunLock":
-        """The run lock of state_dir, taken before this one is released."""
-        if state_dir == self.state_dir:
+        """The run lock of state_dir (taken before this one is released); also
+        re-taken when its file was removed or replaced."""
+        if state_dir == self.state_dir and self.intact():
             return self
         moved = RunLock(state_dir).acquire()
         self.release()

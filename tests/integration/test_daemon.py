@@ -462,3 +462,16 @@ def test_sigterm_ends_a_wait_for_the_lock_at_once(run, ietroot):
     assert took < 2, "SIGTERM waited %.1fs for the lock" % took
     assert "ERROR" not in d.text() and "Traceback" not in d.text()
     assert ietroot.restarts == 0
+
+
+@needs_daemon
+def test_a_removed_run_lock_is_taken_again_so_a_second_daemon_is_still_refused(run, ietroot):
+    d = run(resync_interval="1")
+    d.start()
+    state_dir = ietroot.path("run/tapeshared")
+    shutil.rmtree(state_dir)  # an admin cleaning /run by hand
+    wait_for(lambda: os.path.exists(os.path.join(state_dir, "daemon.lock")), timeout=10,
+             what="the run lock taken again")
+    out = tapeshared(d, "run", "--log-target", "stderr")
+    assert out.returncode == 1 and "already runs" in out.stderr, out.stderr
+    assert d.proc.poll() is None
