@@ -86,10 +86,12 @@ def daemon(config_path: str, ready_fd: int = -1,
     Raises ConfigError when the configuration cannot be used at start.
     """
     notifier = Notifier.from_environ(ready_fd=ready_fd)
-    return Daemon(
+    built = Daemon(
         config_path, config_module.load(config_path), config_module.load,
         # every wait of an apply keeps the watchdog fed (see Notifier.keepalive)
         lambda cfg: reconciler(cfg, sleep=notifier.keepalive_sleep,
                                keepalive=notifier.keepalive, poll=notifier.wait_slice),
         udev.UdevWatch, AddressWatch, notifier, run_lock=run_lock)
+    notifier.on_wait = built.state.touch  # and the state file fresh for `status`
+    return built
 

@@ -38,6 +38,8 @@ class Notifier:
         self._last_status = ""
         # set by the daemon: True once SIGTERM came, so sleeps inside an apply end
         self.abort: Optional[Callable[[], bool]] = None
+        # set by the daemon: called from every wait (the state file's freshness)
+        self.on_wait: Optional[Callable[[], None]] = None
 
     @classmethod
     def from_environ(cls, environ: Optional[Dict[str, str]] = None, unset: bool = True,
@@ -130,6 +132,8 @@ class Notifier:
         if self.interval and self.clock() >= self.next_ping - self.interval / 2:
             self.send(WATCHDOG=1)
             self.next_ping = self.clock() + self.interval
+        if self.on_wait is not None:
+            self.on_wait()
 
     def keepalive_sleep(self, seconds: float) -> None:
         """A sleep for bounded waits inside an apply that keeps the watchdog fed and

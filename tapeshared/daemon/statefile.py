@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
+from tapeshared.core.errors import TapesharedError
 from tapeshared.core.model import DesiredState, device_record
 from tapeshared.host.atomicfile import write_if_changed
 from tapeshared.host.lock import make_dir, process_start
@@ -65,6 +66,7 @@ class StateFile:
 
     def __init__(self, state_dir: str, resync_interval: float) -> None:
         self.path = state_path(state_dir)
+        self._touched = 0.0
         self.data: Dict[str, Any] = {
             "schema": SCHEMA, "pid": os.getpid(), "pid_start": process_start(os.getpid()),
             "started": time.time(), "resync_interval": resync_interval, "running": True,
@@ -91,6 +93,21 @@ class StateFile:
 
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value
+
+    def touch(self, every: float = 5.0) -> None:
+        """Mark the state fresh during a long apply (called from its waits), so
+        `status` does not call a daemon that is busy waiting stale."""
+        now = time.monotonic()
+        if now - self._touched < every:
+            return
+        self._touched = now
+        try:
+            if os.path.exists(self.path):
+                os.utime(self.path)
+            else:  # the first pass is still waiting: say that we run
+                self.write()
+        except (OSError, TapesharedError):
+            pass  # the host refuses: the pass's own write says why
 
     def move(self, state_dir: str) -> None:
         """Write to state_dir from now on (a reload moved it). The old file is

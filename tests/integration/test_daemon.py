@@ -1,6 +1,7 @@
 """The daemon as a real process fed real udev events (umockdev), real signals and a
 real NOTIFY_SOCKET, exporting through the IET stand-in."""
 
+import json
 import os
 import re
 import shutil
@@ -475,3 +476,26 @@ def test_a_removed_run_lock_is_taken_again_so_a_second_daemon_is_still_refused(r
     out = tapeshared(d, "run", "--log-target", "stderr")
     assert out.returncode == 1 and "already runs" in out.stderr, out.stderr
     assert d.proc.poll() is None
+
+
+@needs_daemon
+def test_status_calls_a_daemon_busy_in_a_long_wait_running_not_stale(run, ietroot):
+    # resync_interval = 1: status calls a state older than 12 s stale; the first
+    # pass waits 16 s for the lock held by another process
+    lock_file = ietroot.path("run/tapeshared/apply.lock")
+    holder = subprocess.Popen(["flock", "-x", lock_file, "sleep", "16"])
+    try:
+        wait_for(lambda: subprocess.run(["flock", "-n", lock_file, "true"]).returncode != 0,
+                 what="the other process to hold the lock")
+        d = run(lock_timeout="30", resync_interval="1")
+        d.start(wait_ready=False)
+        time.sleep(14)
+        assert not d.notify.find("READY"), "still in the first pass"
+        out = tapeshared(d, "status", "--json")
+    finally:
+        holder.kill()
+        holder.wait()
+    doc = json.loads(out.stdout)
+    assert doc["daemon"]["health"] == "running", doc["daemon"]
+    assert doc["daemon"]["pid"] == d.proc.pid
+    d.notify.wait("READY", "1", timeout=20)
