@@ -16,6 +16,7 @@ class Interrupted(TapesharedError):
     a TransientError, so no retry loop takes it for a failure to try again."""
 
 _ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+EXTEND_BY = 30.0  # seconds of EXTEND_TIMEOUT_USEC per message
 
 
 class Notifier:
@@ -40,6 +41,8 @@ class Notifier:
         self.abort: Optional[Callable[[], bool]] = None
         # set by the daemon: called from every wait (the state file's freshness)
         self.on_wait: Optional[Callable[[], None]] = None
+        self._in_job = True  # starting until READY=1
+        self._extend_at = clock()
 
     @classmethod
     def from_environ(cls, environ: Optional[Dict[str, str]] = None, unset: bool = True,
@@ -74,6 +77,8 @@ class Notifier:
         """Send KEY=value lines (READY=1, STATUS=...); False if not delivered."""
         if "READY" in fields and self.ready_fd >= 0:
             self._release_parent()
+        if "READY" in fields or "RELOADING" in fields or "STOPPING" in fields:
+            self._in_job = "READY" not in fields  # a job whose timeout waits extend
         if self.address is None:
             return False
         text = "".join("%s=%s\n" % (k, str(v).replace("\n", " ")) for k, v in fields.items())
@@ -134,6 +139,13 @@ class Notifier:
             self.next_ping = self.clock() + self.interval
         if self.on_wait is not None:
             self.on_wait()
+        now = self.clock()
+        if self._in_job and now >= self._extend_at:
+            # start-up, reload or stop still waiting: systemd >= 236 extends its
+            # job timeout (TimeoutStartSec/TimeoutStopSec) by this much; older ones
+            # ignore it. Bounded like the waits that send it.
+            self.send(EXTEND_TIMEOUT_USEC=int(EXTEND_BY * 1e6))
+            self._extend_at = now + EXTEND_BY / 3
 
     def keepalive_sleep(self, seconds: float) -> None:
         """A sleep for bounded waits inside an apply that keeps the watchdog fed and

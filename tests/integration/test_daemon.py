@@ -290,6 +290,11 @@ def test_watchdog_is_fed_while_the_lock_is_held_and_the_restart_is_slow(run, iet
         holder.kill()
         holder.wait()
     assert ready_t - spawned >= 19, "the pass did not wait for the lock and the restart"
+    # the start-up job's timeout is extended while it waits (systemd >= 236), not after
+    extends = [t for t, m in d.notify.messages if m.get("EXTEND_TIMEOUT_USEC") == "30000000"]
+    assert extends and extends[0] - spawned < 2 and max(extends) < ready_t
+    marks = [spawned] + extends + [ready_t]
+    assert max(b - a for a, b in zip(marks, marks[1:])) < 30, "the extension ran out"
     assert ietroot.restarts == 1 and hctl_line("1:0:6:0") in d.ietd()
     silence = longest_silence(d.notify, spawned, time.monotonic())
     print("longest watchdog silence: %.3fs over %.1fs (WatchdogSec=%gs)"
