@@ -18,7 +18,7 @@ from tapeshared.firewall.iptables.backend import IptablesFirewall
 from tapeshared.firewall.nft.backend import NftablesFirewall
 from tapeshared.host import addrwatch, udev
 from tapeshared.host.addrwatch import AddressWatch
-from tapeshared.host.lock import ApplyLock
+from tapeshared.host.lock import ApplyLock, RunLock
 from tapeshared.host.runner import Runner
 from tapeshared.ports import Backend, Firewall
 from tapeshared.reconcile import Reconciler
@@ -62,26 +62,36 @@ def firewall(config: Config, runner: Runner) -> Optional[Firewall]:
     return None
 
 
-def reconciler(config: Config, sleep: Sleep = time.sleep) -> Reconciler:
-    """A reconciler wired to udev, the configured backends and the apply lock."""
+def reconciler(config: Config, sleep: Sleep = time.sleep,
+               keepalive: Optional[Callable[[], None]] = None,
+               poll: float = 0.5) -> Reconciler:
+    """A reconciler wired to udev, the configured backends and the apply lock.
+
+    sleep and keepalive are the daemon's: every bounded wait of an apply (the
+    lock, each command, retries, verify polling) keeps its watchdog fed.
+    """
     g = config.globals
-    runner = Runner()
+    runner = Runner(keepalive=keepalive, poll=poll)
     return Reconciler(
         config, backend(config, runner, sleep), udev.observe,
-        lambda: ApplyLock(g.lock_file, g.lock_timeout),
+        lambda: ApplyLock(g.lock_file, g.lock_timeout, sleep=sleep),
         firewall=firewall(config, runner),
         portals=lambda: addrwatch.resolve_portal(g.portal))
 
 
-def daemon(config_path: str, ready_fd: int = -1) -> Daemon:
+def daemon(config_path: str, ready_fd: int = -1,
+           run_lock: Optional[RunLock] = None) -> Daemon:
     """The daemon with real adapters: udev and netlink watches, sd_notify, state file.
 
     Raises ConfigError when the configuration cannot be used at start.
     """
     notifier = Notifier.from_environ(ready_fd=ready_fd)
-    return Daemon(
+    built = Daemon(
         config_path, config_module.load(config_path), config_module.load,
-        # the backend's waits (verify polling) keep the watchdog fed
-        lambda cfg: reconciler(cfg, sleep=notifier.keepalive_sleep),
-        udev.UdevWatch, AddressWatch, notifier)
+        # every wait of an apply keeps the watchdog fed (see Notifier.keepalive)
+        lambda cfg: reconciler(cfg, sleep=notifier.keepalive_sleep,
+                               keepalive=notifier.keepalive, poll=notifier.wait_slice),
+        udev.UdevWatch, AddressWatch, notifier, run_lock=run_lock)
+    notifier.on_wait = built.state.touch  # and the state file fresh for `status`
+    return built
 

@@ -27,10 +27,11 @@ EPILOG = """exit codes:
   64  bad command line
   65  a managed file cannot be parsed safely and was left untouched
   78  configuration error (the message names file, section and key)
-run: 0 after SIGTERM/SIGINT; 78 if the configuration is unusable at start.
-status: LSB codes: 0 running and every export verified, 3 not running,
-  4 status unknown (unreadable or stale state), 150 running but an export is
-  broken (see `tapeshared status --help`).
+run: 0 after SIGTERM/SIGINT; 78 if the configuration is unusable at start;
+  1 if another daemon runs on the same state_dir or it cannot be created.
+status: LSB codes: 0 running and every export verified, 1 dead (stale state),
+  3 not running, 4 status unknown (unreadable or stale state), 150 running but
+  an export is broken (see `tapeshared status --help`).
 """
 
 
@@ -146,15 +147,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tapeshared.daemon import logsetup, sysv
-    config.load(args.config)  # a bad config fails here, before detaching
+    from tapeshared.host.lock import RunLock
+    cfg = config.load(args.config)  # a bad config fails here, before detaching
+    run_lock = RunLock(cfg.globals.state_dir).acquire()  # and so does a second daemon
     ready_fd = sysv.detach() if args.detach else -1
+    run_lock.record()  # the daemon's own pid, after detaching
     logsetup.configure(args.log_target, (logging.INFO, logging.INFO, logging.DEBUG)[
         min(args.verbose, 2)])
     if args.pidfile:
         sysv.write_pidfile(args.pidfile)
     try:
-        return app.daemon(args.config, ready_fd=ready_fd).run()
+        return app.daemon(args.config, ready_fd=ready_fd, run_lock=run_lock).run()
     finally:
+        run_lock.release()
         if args.pidfile:
             sysv.remove_pidfile(args.pidfile)
 

@@ -20,49 +20,75 @@ from tapeshared.firewall.spec import spec_for
 
 # LSB init script status codes, plus one from LSB's application range (150-199).
 OK = 0
+DEAD = 1
 NOT_RUNNING = 3
 UNKNOWN = 4
 BROKEN = 150
 EPILOG = """status exit codes (LSB):
   0   the daemon runs, its state is fresh and every export is live and verified
+  1   the daemon is dead: its state file says running, but its process is gone
+      (or the pid now belongs to another process)
   3   the daemon is not running (what the target exports is still shown)
-  4   status unknown: the state file is unreadable, or the daemon stopped updating it
+  4   status unknown: the configuration or the state file is unreadable, the
+      daemon stopped updating its state, or the exports cannot be observed
   150 the daemon runs but an export is broken (not live, not verified, or the
-      last apply failed), or a firewall family is not in step
+      last apply failed), or a firewall family is not in step; a target that
+      is down (tgtd stopped) counts here
 """
 
 
 def pid_alive(pid: int, start: Optional[int]) -> bool:
-    """True if pid runs and, when known, is the same process (not a reused pid)."""
+    """True if pid runs and is the process that wrote the state: same start time,
+    so a pid reused by another process is not taken for the daemon."""
     if pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        if exc.errno != errno.EPERM:
-            return False
-    return start is None or process_start(pid) in (None, start)
+    actual = process_start(pid)
+    if actual is None:
+        if os.path.isdir("/proc/self"):
+            return False  # /proc works and has no such process
+        try:  # no /proc at all: the pid is all there is to go by
+            os.kill(pid, 0)
+        except OSError as exc:
+            return exc.errno == errno.EPERM
+        return True
+    return start is not None and actual == start
 
 
 def daemon_health(state: Optional[Dict[str, Any]], now: float) -> Tuple[str, int]:
-    """('running' | 'stale' | 'not running', exit code) from the state file."""
+    """('running' | 'stale' | 'dead' | 'not running', LSB code) from the state file."""
     if state is None or not state.get("running"):
         return "not running", NOT_RUNNING
-    if not pid_alive(int(state.get("pid") or 0), state.get("pid_start")):
-        return "not running", NOT_RUNNING
+    if not pid_alive(state["pid"], state.get("pid_start")):
+        return "dead (it did not stop cleanly; the state file is left over)", DEAD
     limit = 2 * float(state.get("resync_interval") or 60) + 10
     if now - float(state.get("mtime") or 0) > limit:
         return "stale", UNKNOWN
     return "running", OK
 
 
+def _unknown_exports(cfg: Config, why: str) -> List[Dict[str, Any]]:
+    """The configured exports, listed when nothing can be observed: all unknown."""
+    return [{
+        "name": export.name, "iqn": export.iqn, "initiators": list(export.initiators),
+        "exported": None, "verified": None, "problems": [why], "sessions": [],
+        "luns": [{"lun": lun.lun, "match": str(lun.match), "status": "unknown",
+                  "hctl": None, "note": "", "nodes": {}, "device": None}
+                 for lun in export.luns],
+    } for export in cfg.exports]
+
+
 def _target_view(cfg: Config) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Each export as discovery and the running target show it now (read-only)."""
-    reconciler = app.reconciler(cfg)
     try:
+        reconciler = app.reconciler(cfg)
         report = reconciler.observe()
-    except (TapesharedError, OSError, ImportError) as exc:
-        return [], ["cannot observe the devices or the target: %s" % exc]
+    except ImportError as exc:
+        why = "cannot observe the devices: %s is not installed" % (
+            getattr(exc, "name", None) or exc)
+        return _unknown_exports(cfg, why), [why]
+    except Exception as exc:  # noqa: BLE001 - status answers with an LSB code, always
+        why = "cannot observe the devices or the target: %s" % exc
+        return _unknown_exports(cfg, why), [why]
     exports = exports_list(report.desired)
     for export, view in zip(exports, reconciler.views(report)):
         export["exported"] = view.exported
@@ -121,9 +147,11 @@ def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
         doc["problems"].extend(problems)
         doc["firewall"] = _firewall_view(cfg)
     doc["exports"] = exports
-    if code == OK:
+    if cfg is None:
+        code = UNKNOWN  # without the configuration the state file may be elsewhere
+    elif code == OK:
         failed = (state or {}).get("last_pass") or {}
-        if cfg is None:
+        if any(e["verified"] is None for e in exports):
             code = UNKNOWN
         elif failed.get("error") or any(not e["verified"] for e in exports) \
                 or any(f["state"] != "in step" for f in doc.get("firewall", [])):
@@ -150,7 +178,8 @@ def render(doc: Dict[str, Any]) -> str:
     lines.append("last error: %s%s" % (_when(error.get("time")),
                                        (": " + error.get("error", "")) if error else ""))
     for export in doc.get("exports", []):
-        state = ("exported, verified" if export["verified"] else
+        state = ("unknown" if export["exported"] is None else
+                 "exported, verified" if export["verified"] else
                  "exported, NOT verified" if export["exported"] else "NOT exported")
         lines.append("export %s (%s): %s; %d initiator%s connected" % (
             export["name"], export["iqn"], state, len(export["sessions"]),

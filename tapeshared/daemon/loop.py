@@ -10,8 +10,9 @@ from typing import Callable, Dict, Optional, Set
 
 from tapeshared.core.errors import ConfigError, ManagedFileError, TapesharedError
 from tapeshared.core.model import Config
-from tapeshared.daemon.notify import Notifier
+from tapeshared.daemon.notify import Interrupted, Notifier
 from tapeshared.daemon.statefile import StateFile, summary
+from tapeshared.host.lock import RunLock
 from tapeshared.ports import Watch
 from tapeshared.reconcile import Reconciler, Report
 
@@ -27,7 +28,8 @@ class Daemon:
     def __init__(self, config_path: str, config: Config, load: Callable[[str], Config],
                  build: Callable[[Config], Reconciler], udev: Callable[[], Watch],
                  addrs: Callable[[], Watch], notifier: Notifier,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 run_lock: Optional[RunLock] = None) -> None:
         self.config_path = config_path
         self.config = config
         self.load = load
@@ -37,6 +39,7 @@ class Daemon:
         self.open_addrs = addrs
         self.notifier = notifier
         self.clock = clock
+        self.run_lock = run_lock
         self.state = StateFile(config.globals.state_dir, config.globals.resync_interval)
         self.selector = selectors.DefaultSelector()
         self.watches: Dict[str, Watch] = {}
@@ -170,6 +173,8 @@ class Daemon:
         error: Optional[str] = None
         try:
             report = self.reconciler.apply()
+        except Interrupted:
+            return  # SIGTERM cut a wait short: the loop stops next, nothing to retry
         except ConfigError as exc:
             error, self.halted = "configuration error: %s" % exc, "config"
         except ManagedFileError as exc:
@@ -232,8 +237,9 @@ class Daemon:
 
     def _write_state(self) -> None:
         try:
+            self._move_state(self.config.globals.state_dir)  # a removed run lock: re-taken
             self.state.write()
-        except OSError as exc:
+        except (OSError, TapesharedError) as exc:  # a host condition: tried every pass
             log.warning("cannot write the state file %s: %s", self.state.path, exc)
 
     # --- reload and stop ---
@@ -244,7 +250,8 @@ class Daemon:
         try:
             config = self.load(self.config_path)
             reconciler = self.build(config)
-        except ConfigError as exc:
+            self._move_state(config.globals.state_dir)  # another daemon there: refused
+        except TapesharedError as exc:  # a ConfigError, or the run lock of a new state_dir
             log.error("reload refused, keeping the last good configuration: %s", exc)
             self.notifier.send(READY=1, STATUS="reload refused (last good configuration "
                                                "kept): %s" % exc)
@@ -259,8 +266,15 @@ class Daemon:
         self.run_pass()
         self.notifier.ready(self.status_text)
 
+    def _move_state(self, state_dir: str) -> None:
+        """Follow a moved state_dir: the run lock first, then the state file."""
+        if self.run_lock is not None:
+            self.run_lock = self.run_lock.move(state_dir)
+        self.state.move(state_dir)
+
     def _stop(self) -> None:
         self.notifier.stopping()
+        self.notifier.abort = None  # an unexport on stop waits for the lock in full
         log.info("stopping (stop_action = %s)", self.config.globals.stop_action)
         if self.config.globals.stop_action == "unexport":
             self._unexport()
@@ -277,7 +291,9 @@ class Daemon:
     # --- the loop ---
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status."""
+        self._move_state(self.config.globals.state_dir)  # the lock taken before a re-read
         reader = self._setup_signals()
+        self.notifier.abort = lambda: self.flags["term"]
         self._watch("udev", self.open_udev)
         if self.config.globals.portal:
             self._watch("addrs", self.open_addrs)
@@ -309,4 +325,6 @@ class Daemon:
             for name in list(self.watches):
                 self._watch(name, None)
             self.notifier.close()
+            if self.run_lock is not None:
+                self.run_lock.release()
         return 0

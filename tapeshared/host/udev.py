@@ -4,8 +4,9 @@ import logging
 import os
 import re
 import stat
+import time
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from tapeshared.core.identity import (
     display_text,
@@ -15,6 +16,7 @@ from tapeshared.core.identity import (
     wwn_from_vpd83,
 )
 from tapeshared.core.model import EXPORTABLE, Device, Hctl
+from tapeshared.host.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +219,17 @@ class UdevWatch:
     """
 
     def __init__(self, subsystems: Sequence[str] = SUBSYSTEMS, source: str = "udev",
-                 receive_buffer: Optional[int] = None, context: Any = None) -> None:
+                 receive_buffer: Optional[int] = None, context: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.subsystems = tuple(subsystems)
         self.source = source
         self.receive_buffer = receive_buffer
         self._context = context
+        self.clock = clock
         self.events = 0
         self.errors = 0
+        self.undecodable = Tally("uevents with strings that are not UTF-8 (re-reading "
+                                 "every device instead)", every=60, clock=clock, logger=log)
         self._monitor: Any = None
         self._open()
 
@@ -256,6 +262,10 @@ class UdevWatch:
         for _ in range(_MAX_EVENTS):
             try:
                 device = self._monitor.poll(timeout=0)
+            except UnicodeDecodeError as exc:  # one unreadable message, not a dead monitor
+                self.undecodable.add(str(exc))
+                seen = True
+                continue
             except (OSError, ValueError) as exc:  # ENOBUFS, a dead socket, a bad message
                 self.errors += 1
                 log.warning("udev monitor failed (%s): events may be lost; re-opening it "
@@ -265,10 +275,17 @@ class UdevWatch:
             if device is None:
                 break
             self.events += 1
-            wanted = relevant(device)
+            try:
+                wanted = relevant(device)
+                log.debug("uevent %s %s%s", device.action, device.sys_path,
+                          "" if wanted else " (ignored)")
+            except UnicodeDecodeError as exc:
+                # Device strings are untrusted: an event we cannot read may still
+                # mean a change, and the pass re-reads everything anyway.
+                self.undecodable.add(str(exc))
+                wanted = True
             seen = seen or wanted
-            log.debug("uevent %s %s%s", device.action, device.sys_path,
-                      "" if wanted else " (ignored)")
+        self.undecodable.flush()
         return seen
 
     def _reopen(self) -> None:

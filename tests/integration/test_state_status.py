@@ -70,11 +70,12 @@ def test_state_write_is_atomic_and_skipped_when_equal(ietroot):
     assert sorted(os.listdir(os.path.dirname(state.path))) == ["state.json"]
 
 
-def status(ietroot, *extra):
+def status(ietroot, *extra, pythonpath=ROOT):
     out = subprocess.run([sys.executable, "-m", "tapeshared", "-c", ietroot.conf, "status"]
                          + list(extra), cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
-                         env=dict(os.environ, PYTHONPATH=ROOT))
+                         env=dict(os.environ, PYTHONPATH=pythonpath))
+    assert "Traceback" not in out.stderr, out.stderr
     return out.returncode, out.stdout + out.stderr
 
 
@@ -148,19 +149,34 @@ def test_status_3_when_not_running_still_shows_the_target(ietroot):
     code, text = status(ietroot)
     assert code == 3 and "daemon: not running" in text
     assert "exported, verified" in text, "status works without the daemon"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    daemon_state(cfg, dead.pid)
-    code, text = status(ietroot, "--json")
-    assert code == 3 and json.loads(text)["daemon"]["health"] == "not running"
     daemon_state(cfg, os.getpid(), running=False)  # a clean stop leaves running = false
     assert status(ietroot)[0] == 3
 
 
-def test_status_detects_a_reused_pid(ietroot, live_child):
+def test_status_1_when_the_daemon_died_and_left_its_state(ietroot):
     cfg = setup_root(ietroot)
+    exported(ietroot)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    daemon_state(cfg, dead.pid)
+    code, text = status(ietroot, "--json")
+    doc = json.loads(text)
+    assert code == doc["exit_code"] == 1
+    assert doc["daemon"]["health"].startswith("dead")
+    assert doc["exports"][0]["verified"] is True, "the target is still shown"
+
+
+def test_status_detects_a_reused_pid(ietroot, live_child):
+    # a live process whose start time is not the one recorded is not the daemon
+    cfg = setup_root(ietroot)
+    exported(ietroot)
     daemon_state(cfg, live_child.pid, pid_start=1)
-    assert status(ietroot)[0] == 3
+    code, text = status(ietroot)
+    assert code == 1 and "daemon: dead" in text
+    daemon_state(cfg, live_child.pid, pid_start=None)  # unknown start: not trusted
+    assert status(ietroot)[0] == 1
+    daemon_state(cfg, live_child.pid)
+    assert status(ietroot)[0] == 0
 
 
 def test_status_4_when_the_state_is_unreadable_or_stale(ietroot, live_child):
@@ -177,3 +193,100 @@ def test_status_4_when_the_state_is_unreadable_or_stale(ietroot, live_child):
     with open(state.path, "w") as handle:
         json.dump({"schema": 99}, handle)
     assert status(ietroot)[0] == 4
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"{not json", "not valid JSON"),
+    (b"\xff\xfe{}", "not valid JSON"),
+    (b"[" * 100000, "not valid JSON"),
+    (b'{"schema": 2}', "not a schema 1"),
+    (b'["schema", 1]', "not a schema 1"),
+])
+def test_status_4_on_garbage_or_another_schema(ietroot, content, why):
+    cfg = setup_root(ietroot)
+    with open(StateFile(cfg.globals.state_dir, 60).path, "wb") as handle:
+        handle.write(content)
+    code, text = status(ietroot)
+    assert code == 4 and why in text, text
+    assert "daemon: unknown" in text
+
+
+@pytest.mark.parametrize("key, value", [
+    ("pid", "1234"), ("pid", True), ("pid", None), ("running", "yes"),
+    ("resync_interval", "60"), ("started", [1]), ("exports", {}),
+    ("last_error", {"time": 1.0, "error": 5}), ("last_change", {"time": "x"}),
+    ("last_pass", {"error": None, "actions": [1, 2]}), ("last_pass", "failed"),
+])
+def test_status_4_on_a_state_field_of_the_wrong_type(ietroot, live_child, key, value):
+    cfg = setup_root(ietroot)
+    state = daemon_state(cfg, live_child.pid)
+    data = json.load(open(state.path))
+    data[key] = value
+    with open(state.path, "w") as handle:
+        json.dump(data, handle)
+    code, text = status(ietroot)
+    assert code == 4 and "not a usable state file: %s" % key in text, text
+    del data[key]
+    with open(state.path, "w") as handle:
+        json.dump(data, handle)
+    code, text = status(ietroot)
+    assert code == 4 and "%s is missing" % key in text, text
+
+
+def test_status_4_when_the_configuration_is_unreadable(ietroot, live_child):
+    cfg = setup_root(ietroot)
+    daemon_state(cfg, live_child.pid)
+    with open(ietroot.conf, "a") as handle:
+        handle.write("bogus = 1\n")
+    code, text = status(ietroot)
+    assert code == 4 and "problem: configuration:" in text, text
+
+
+NO_PYUDEV = "raise ImportError('No module named pyudev', name='pyudev')\n"
+
+
+def test_status_without_pyudev_lists_the_exports_as_unknown(ietroot, live_child, tmp_path):
+    cfg = setup_root(ietroot)
+    exported(ietroot)
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "pyudev.py").write_text(NO_PYUDEV)
+    path = "%s:%s" % (hide, ROOT)
+    code, text = status(ietroot, pythonpath=path)
+    assert code == 3, text  # not running: that is known whatever else is not
+    assert "export tape0 (iqn.2007-04.com.example:tape0): unknown" in text
+    assert "LUN 0 serial:NOSUCHTAPE0: unknown" in text
+    assert "pyudev is not installed" in text
+    daemon_state(cfg, live_child.pid)
+    code, text = status(ietroot, "--json", pythonpath=path)
+    doc = json.loads(text)
+    assert code == doc["exit_code"] == 4, text
+    assert [e["name"] for e in doc["exports"]] == ["tape0"]
+    assert doc["exports"][0]["exported"] is None and doc["exports"][0]["verified"] is None
+    assert doc["exports"][0]["luns"][0]["status"] == "unknown"
+
+
+def free_tgt_port():
+    port = 29000 + os.getpid() % 900
+    while os.path.exists("/run/tgtd/socket.%d" % port):
+        port += 1
+    return port
+
+
+def test_status_with_tgtd_down_is_not_exported_not_a_failed_command(ietroot, live_child):
+    import shutil
+    if shutil.which("tgtadm") is None:
+        pytest.skip("tgtadm is not installed (Debian package tgt)")
+    ietroot.write_config(
+        "[export tape0]\nserial = NOSUCHTAPE0\nlun = 1\ninitiators = 192.0.2.10\n"
+        "initiator_iqns = iqn.1994-05.com.example:backup\n",
+        backend="tgt", tgtadm="tgtadm -C %d" % free_tgt_port())
+    cfg = config.load(ietroot.conf)
+    code, text = status(ietroot)
+    assert code == 3, text
+    assert "NOT exported" in text and "tgtd does not answer" in text
+    daemon_state(cfg, live_child.pid)
+    code, text = status(ietroot, "--json")
+    doc = json.loads(text)
+    assert code == doc["exit_code"] == 150, text
+    assert doc["exports"][0]["exported"] is False

@@ -76,6 +76,14 @@ class Notify:
             self.messages.append((time.monotonic(), dict(
                 line.split("=", 1) for line in data.decode().splitlines() if "=" in line)))
 
+    def collect(self, seconds, interval=0.01):
+        """Read for `seconds`, often: a message is stamped when it is read."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.pump()
+            time.sleep(interval)
+        self.pump()
+
     def find(self, key, value=None, after=0.0):
         self.pump()
         return [m for t, m in self.messages
