@@ -54,7 +54,7 @@ import json, sys
 lun = json.load(sys.stdin)["exports"][0]["luns"][0]
 print("%s: %s" % (lun["status"], lun["note"]))') || true
 case $lun_note in
-    "kept: only seen through an iSCSI session"*) pass "status --json: LUN 0 $lun_note" ;;
+    "kept: "*"only seen through an iSCSI session"*) pass "status --json: LUN 0 $lun_note" ;;
     *) fail "status --json does not say the remote copy is not used: $lun_note" ;;
 esac
 no_daemon_errors
