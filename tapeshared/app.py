@@ -5,13 +5,13 @@ from typing import Callable, Optional
 
 from tapeshared import config as config_module
 from tapeshared.backends.iet.backend import IetBackend
-from tapeshared.backends.iet.plan import IetSettings
+from tapeshared.backends.iet.plan import settings_for as iet_settings
 from tapeshared.backends.lio.backend import LioBackend
 from tapeshared.backends.lio.state import LioSettings
 from tapeshared.backends.tgt.backend import TgtBackend
 from tapeshared.backends.tgt.plan import TgtSettings
 from tapeshared.core.errors import ConfigError
-from tapeshared.core.model import Config, GlobalConfig
+from tapeshared.core.model import Config
 from tapeshared.daemon.loop import Daemon
 from tapeshared.daemon.notify import Notifier
 from tapeshared.firewall.iptables.backend import IptablesFirewall
@@ -24,16 +24,6 @@ from tapeshared.ports import Backend, Firewall
 from tapeshared.reconcile import Reconciler
 
 Sleep = Callable[[float], object]
-
-
-def iet_settings(g: GlobalConfig) -> IetSettings:
-    return IetSettings(
-        ietd_conf=g.ietd_conf, initiators_allow=g.initiators_allow,
-        initiators_deny=g.initiators_deny, manage_access=g.manage_access,
-        iet_volume=g.iet_volume, iet_session=g.iet_session,
-        restart_command=g.restart_command, ietadm=g.ietadm, apply_mode=g.apply_mode,
-        restart_retries=g.restart_retries, verify_timeout=g.verify_timeout,
-        proc_net_tcp=(g.proc_net_tcp, g.proc_net_tcp6), port=g.port)
 
 
 def backend(config: Config, runner: Runner, sleep: Sleep = time.sleep) -> Backend:

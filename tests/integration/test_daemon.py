@@ -15,7 +15,6 @@ from support.daemonrun import (
     DAEMON_PYTHON,
     SERIAL,
     TAPE0,
-    DaemonRun,
     hctl_line,
     in_netns,
     needs_daemon,
@@ -23,25 +22,11 @@ from support.daemonrun import (
     wait_for,
 )
 from support.paths import ROOT
-from support.udevbed import Bed
 
 
 @pytest.fixture
-def run(ietroot):
-    made = []
-
-    def make(**kw):
-        bed = Bed()
-        daemon = DaemonRun(bed, ietroot, **kw)
-        made.append((bed, daemon))
-        return daemon
-
-    yield make
-    for bed, daemon in made:
-        try:
-            daemon.close()
-        finally:
-            bed.close()
+def run(daemon_run):
+    return daemon_run
 
 
 @needs_daemon

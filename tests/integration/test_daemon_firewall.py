@@ -12,7 +12,6 @@ import sys
 import pytest
 from support.daemonrun import (
     SERIAL,
-    DaemonRun,
     hctl_line,
     in_netns,
     needs_daemon,
@@ -20,7 +19,6 @@ from support.daemonrun import (
     wait_for,
 )
 from support.paths import ROOT
-from support.udevbed import Bed
 
 from tapeshared.daemon.loop import BACKOFF_FIRST
 
@@ -29,23 +27,10 @@ JUMP = "-A %s -m comment --comment tapeshared -j TAPESHARED" % PARENT
 
 
 @pytest.fixture
-def run(ietroot):
+def run(daemon_run):
     if netns_wrapper() is None or shutil.which("iptables") is None:
         pytest.skip("needs a private network namespace (unshare -n) and iptables")
-    made = []
-
-    def make(**kw):
-        bed = Bed()
-        daemon = DaemonRun(bed, ietroot, **kw)
-        made.append((bed, daemon))
-        return daemon
-
-    yield make
-    for bed, daemon in made:
-        try:
-            daemon.close()
-        finally:
-            bed.close()
+    return daemon_run
 
 
 def _both(pid, *argv):

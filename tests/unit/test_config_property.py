@@ -215,13 +215,7 @@ def plan_everything(cfg):
         parsed = parse_portal(g.portal)
         portals = [str(parsed.address)] if parsed.address is not None else ["192.0.2.1"]
     desired = desired_state(cfg, devices)
-    settings_ = ietplan.IetSettings(
-        ietd_conf=g.ietd_conf, initiators_allow=g.initiators_allow,
-        initiators_deny=g.initiators_deny, manage_access=g.manage_access,
-        iet_volume=g.iet_volume, iet_session=g.iet_session,
-        restart_command=g.restart_command, ietadm=g.ietadm, apply_mode=g.apply_mode,
-        restart_retries=g.restart_retries, verify_timeout=g.verify_timeout,
-        proc_net_tcp=(g.proc_net_tcp, g.proc_net_tcp6), port=g.port)
+    settings_ = ietplan.settings_for(g)
     if g.backend == "iet":
         detail = ietplan.IetDetail(conf=None, allow=None, deny=None, volume={})
         ietplan.plan(ietplan.snapshot(detail, {}, settings_), desired, settings_)

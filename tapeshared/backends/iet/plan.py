@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from tapeshared.backends import common
 from tapeshared.backends.iet import access, conf
 from tapeshared.backends.iet.proc import IetTarget
-from tapeshared.core.model import DesiredState, Session
+from tapeshared.core.model import DesiredState, GlobalConfig, Session
 from tapeshared.core.plan import FileChange, Plan
 
 
@@ -27,6 +27,17 @@ class IetSettings:
     verify_timeout: float
     proc_net_tcp: Tuple[str, ...]  # /proc/net/tcp and tcp6: who listens on the port
     port: int
+
+
+def settings_for(g: GlobalConfig) -> IetSettings:
+    """The IET backend's settings from [global]."""
+    return IetSettings(
+        ietd_conf=g.ietd_conf, initiators_allow=g.initiators_allow,
+        initiators_deny=g.initiators_deny, manage_access=g.manage_access,
+        iet_volume=g.iet_volume, iet_session=g.iet_session,
+        restart_command=g.restart_command, ietadm=g.ietadm, apply_mode=g.apply_mode,
+        restart_retries=g.restart_retries, verify_timeout=g.verify_timeout,
+        proc_net_tcp=(g.proc_net_tcp, g.proc_net_tcp6), port=g.port)
 
 
 @dataclass(frozen=True)
