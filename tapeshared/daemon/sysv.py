@@ -5,6 +5,8 @@ import os
 import select
 import sys
 
+from tapeshared.host.atomicfile import write_if_changed
+
 log = logging.getLogger(__name__)
 
 
@@ -35,10 +37,9 @@ def detach(wait: float = 120.0) -> int:
 
 def write_pidfile(path: str) -> None:
     """Write our pid (for the init script); logged once."""
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        handle.write("%d\n" % os.getpid())
-    os.replace(tmp, path)
+    # the project's atomic write: fsynced, and a temp left by a killed start is
+    # removed by the next one
+    write_if_changed(path, ("%d\n" % os.getpid()).encode("ascii"))
     log.info("wrote pid file %s", path)
 
 

@@ -105,3 +105,21 @@ def test_permission_denied_as_an_unprivileged_user(ietroot, open_dir):
         pytest.skip("the unprivileged user cannot run the checkout here: %s" % text)
     assert code == 1 and ("cannot create the state directory %s/state: permission denied"
                           % closed) in text, text
+
+
+def test_a_tgt_state_dir_blocked_by_a_file_is_a_clean_error_naming_it(tmp_path):
+    # tgt remembers its LUNs' addresses under state_dir: a file in the way is the
+    # same retried PathError as for the lock and state directories, not an OSError
+    from tapeshared.backends.tgt.backend import TgtBackend
+    from tapeshared.backends.tgt.plan import TgtSettings
+    from tapeshared.host.lock import PathError
+    from tapeshared.host.runner import Runner
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory\n")
+    state = str(blocker / "state")
+    backend = TgtBackend(TgtSettings(tgtadm=("tgtadm",), state_dir=state), Runner())
+    with pytest.raises(PathError) as raised:
+        backend._save({"schema": 1, "luns": {}, "accounts": {}})
+    assert "cannot create the tgt state directory %s" % state in str(raised.value)
+    assert "%s is not a directory" % blocker in str(raised.value)

@@ -25,6 +25,7 @@ from tapeshared.core.errors import CommandError, TransientError, VerifyError
 from tapeshared.core.model import Chap, DesiredState, Hctl
 from tapeshared.core.plan import Plan
 from tapeshared.host.atomicfile import read_bytes, write_if_changed
+from tapeshared.host.lock import make_dir
 from tapeshared.host.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class TgtBackend:
         return {"schema": 1, "luns": dict(loaded.get("luns") or {}), "accounts": accounts}
 
     def _save(self, memory: Dict[str, Any]) -> None:
-        os.makedirs(self.settings.state_dir, exist_ok=True)
+        make_dir(self.settings.state_dir, "tgt state directory")
         data = json.dumps(memory, indent=1, sort_keys=True).encode("utf-8") + b"\n"
         if write_if_changed(self.memory_path, data, 0o600):
             log.info("wrote %s", self.memory_path)
