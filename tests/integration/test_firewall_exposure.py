@@ -215,6 +215,19 @@ def test_jump_is_moved_back_above_a_rule_inserted_over_it(variant):
         ns.delete()
 
 
+def assert_never_opened_while_updating(fw, specs, initiator):
+    """A stranger knocks without pause while the initiator list flips 16 times
+    between specs; it must be refused every time and never connect."""
+    fw.ensure(specs[0])
+    prober = Prober(initiator, "192.0.2.3", "192.0.2.1", PORT, 30.0)
+    try:
+        for step in range(16):
+            assert fw.ensure(specs[(step + 1) % 2])
+    finally:
+        counts = prober.counts()
+    assert counts.get("refused", 0) > 16 and "connected" not in counts, counts
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_updates_never_open_the_port_even_for_a_moment(world, variant):
     # A stranger knocks without pause while the initiator list changes 16 times;
@@ -224,14 +237,7 @@ def test_updates_never_open_the_port_even_for_a_moment(world, variant):
     fw = iptables_fw(portal, variant)
     specs = [FirewallSpec(portals=SPEC.portals, sources=sources) for sources in (
         ("192.0.2.2", "2001:db8::2"), ("192.0.2.2", "192.0.2.64/26", "2001:db8::2"))]
-    fw.ensure(specs[0])
-    prober = Prober(initiator, "192.0.2.3", "192.0.2.1", PORT, 30.0)
-    try:
-        for step in range(16):
-            assert fw.ensure(specs[(step + 1) % 2])
-    finally:
-        counts = prober.counts()
-    assert counts.get("refused", 0) > 16 and "connected" not in counts, counts
+    assert_never_opened_while_updating(fw, specs, initiator)
 
 
 def test_nft_updates_never_open_the_port_even_for_a_moment(world):
@@ -240,11 +246,4 @@ def test_nft_updates_never_open_the_port_even_for_a_moment(world):
     fw = NftablesFirewall(NetnsRunner(portal))
     specs = [FirewallSpec(portals=SPEC.portals, sources=sources) for sources in (
         ("192.0.2.2",), ("192.0.2.2", "192.0.2.64/26"))]
-    fw.ensure(specs[0])
-    prober = Prober(initiator, "192.0.2.3", "192.0.2.1", PORT, 30.0)
-    try:
-        for step in range(16):
-            assert fw.ensure(specs[(step + 1) % 2])
-    finally:
-        counts = prober.counts()
-    assert counts.get("refused", 0) > 16 and "connected" not in counts, counts
+    assert_never_opened_while_updating(fw, specs, initiator)
