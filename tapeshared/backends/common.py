@@ -21,6 +21,13 @@ class LiveLun:
     hctl: Optional[Hctl]
     healthy: bool = True
     backing: str = ""  # what the target names (a backstore, a node path), for status
+    # when the device instance now behind this LUN was reset from the host before
+    # any initiator could reach it (epoch seconds; None: no reset on record), and
+    # who learns of it: "drive" (the drive's own unit attention, reported to the
+    # first initiator command that reaches it) or "target" (a LUN reset inside the
+    # target: every initiator nexus of the LUN gets it)
+    reset_at: Optional[float] = None
+    reset_scope: str = ""
 
 
 @dataclass(frozen=True)
