@@ -3,7 +3,7 @@
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from tapeshared.backends.common import Snapshot, sessions
 from tapeshared.core.desired import desired_state
@@ -35,6 +35,16 @@ class Report:
 
 
 @dataclass(frozen=True)
+class LunView:
+    """One LUN as the target shows it now: when its device was last re-pointed
+    (reset before mapping; None: no reset on record) and who was told."""
+
+    lun: int
+    reset_at: Optional[float] = None
+    reset_scope: str = ""  # "drive": the first initiator command; "target": every one
+
+
+@dataclass(frozen=True)
 class ExportView:
     """One export as the target shows it now (for status)."""
 
@@ -44,6 +54,7 @@ class ExportView:
     verified: bool
     problems: Sequence[str]
     sessions: Sequence[Session]
+    luns: Sequence[LunView] = ()
 
 
 class Reconciler:
@@ -178,5 +189,15 @@ class Reconciler:
             exported = snapshot.running and target.iqn in snapshot.targets
             found.append(ExportView(target.name, target.iqn, exported,
                                     exported and not wrong, wrong,
-                                    tuple(connected.get(target.iqn, ()))))
+                                    tuple(connected.get(target.iqn, ())),
+                                    _lun_views(snapshot, target.iqn)))
         return found
+
+
+def _lun_views(snapshot: Snapshot, iqn: str) -> Tuple[LunView, ...]:
+    """The live LUNs of one target, with the reset each device got before mapping."""
+    live = snapshot.targets.get(iqn)
+    if live is None:
+        return ()
+    return tuple(LunView(number, lun.reset_at, lun.reset_scope)
+                 for number, lun in sorted(live.luns.items()))

@@ -17,6 +17,7 @@ from tapeshared.daemon.statefile import (
     state_path,
 )
 from tapeshared.firewall.spec import spec_for
+from tapeshared.reconcile import LunView
 
 # LSB init script status codes, plus one from LSB's application range (150-199).
 OK = 0
@@ -72,7 +73,7 @@ def _unknown_exports(cfg: Config, why: str) -> List[Dict[str, Any]]:
         "name": export.name, "iqn": export.iqn, "initiators": list(export.initiators),
         "exported": None, "verified": None, "problems": [why], "sessions": [],
         "luns": [{"lun": lun.lun, "match": str(lun.match), "status": "unknown",
-                  "hctl": None, "note": "", "nodes": {}, "device": None}
+                  "hctl": None, "note": "", "nodes": {}, "device": None, "reset": None}
                  for lun in export.luns],
     } for export in cfg.exports]
 
@@ -96,10 +97,25 @@ def _target_view(cfg: Config) -> Tuple[List[Dict[str, Any]], List[str]]:
         export["problems"] = list(view.problems)
         export["sessions"] = [{"initiator": s.initiator, "addresses": list(s.addresses)}
                               for s in view.sessions]
+        live = {lun.lun: lun for lun in view.luns}
         for lun in export["luns"]:
             matched = [d for d in report.devices if str(d.hctl) == lun["hctl"]]
             lun["device"] = device_record(matched[0]) if matched else None
+            lun["reset"] = _reset_record(live.get(lun["lun"]))
     return exports, []
+
+
+# who learns of a reset, by LiveLun.reset_scope
+TOLD = {"drive": "the first initiator command to reach the drive",
+        "target": "every initiator of the LUN"}
+
+
+def _reset_record(view: Optional[LunView]) -> Optional[Dict[str, Any]]:
+    """The last re-point of a LUN's device (its reset before mapping), or None."""
+    if view is None or view.reset_at is None:
+        return None
+    return {"time": view.reset_at, "scope": view.reset_scope,
+            "told": TOLD.get(view.reset_scope, view.reset_scope or "unknown")}
 
 
 def _firewall_view(cfg: Config) -> List[Dict[str, Any]]:
@@ -188,6 +204,10 @@ def render(doc: Dict[str, Any]) -> str:
             nodes = " ".join(sorted((lun["device"] or {}).get("nodes", {}).values()))
             lines.append("  LUN %d %s: %s at %s %s" % (lun["lun"], lun["match"], lun["status"],
                                                       lun["hctl"] or "-", nodes))
+            reset = lun.get("reset")
+            lines.append("    last re-point: %s" % (
+                "reset at %s, told: %s" % (_when(reset["time"]), reset["told"]) if reset
+                else "no reset on record"))
         for session in export["sessions"]:
             lines.append("  initiator %s from %s" % (session["initiator"],
                                                      ", ".join(session["addresses"]) or "?"))

@@ -7,7 +7,7 @@ from support import builders
 
 from tapeshared import app, config
 from tapeshared.backends.iet.backend import IetBackend
-from tapeshared.core.errors import LockError, ManagedFileError, VerifyError
+from tapeshared.core.errors import LockError, ManagedFileError, TransientError, VerifyError
 from tapeshared.core.model import Device, Hctl
 from tapeshared.host.lock import ApplyLock
 from tapeshared.host.runner import Runner
@@ -38,11 +38,13 @@ class World:
         root.write_config(exports, **extra)
 
     portals = ()  # the addresses the portal interface has (the netlink port)
+    now = 1700000000.0  # the backend's clock (when a reset happened)
 
     def reconciler(self):
         cfg = config.load(self.root.conf)
         backend = IetBackend(app.iet_settings(cfg.globals), Runner(timeout=30),
-                             sleep=lambda s: None)
+                             sleep=lambda s: None, reset=self.root.fake_reset,
+                             instance=self.root.instance, clock=lambda: self.now)
         return Reconciler(cfg, backend, lambda: list(self.devices),
                           lambda: ApplyLock(cfg.globals.lock_file, cfg.globals.lock_timeout),
                           portals=lambda: list(self.portals))
@@ -288,3 +290,125 @@ def test_moved_portal_restarts_ietd_on_the_new_address(ietroot):
                for r in report.plan.reasons)
     assert ietroot.restarts == 2
     assert world.apply().actions == []
+
+
+# Re-pointing a LUN at a new device instance: the device is reset first (see
+# tapeshared.backends.iet.memory); a restart that keeps the device resets nothing.
+
+IQN0 = "iqn.2007-04.com.example:tape0"
+
+
+def events(ietroot):
+    """The stand-in's log without ietadm lines: resets and restarts, in order."""
+    return [line for line in ietroot.log() if line.startswith(("reset", "restarted"))]
+
+
+def live_lun(world, iqn=IQN0, number=0):
+    return world.reconciler().observe().snapshot.targets[iqn].luns[number]
+
+
+def test_renumbering_resets_the_new_address_once_before_the_restart(ietroot):
+    world = World(ietroot, TAPE0)
+    world.set(tape("1:0:6:0", "HU19487TL1"))
+    world.apply()
+    assert events(ietroot) == ["reset 1:0:6:0", "restarted"], "a first export is new"
+    world.now += 60
+    world.set(tape("12:0:6:0", "HU19487TL1"))
+    report = world.apply()
+    assert events(ietroot)[2:] == ["reset 12:0:6:0", "restarted"]
+    assert ietroot.resets == ["1:0:6:0", "12:0:6:0"]
+    assert ietroot.expected[-1] == "12:0:6:0#0", "only the instance planned with is reset"
+    assert "reset the device at 12:0:6:0 before mapping it as LUN 0 of %s" % IQN0 \
+        in report.actions
+    lun = live_lun(world)
+    assert (lun.hctl, lun.reset_at, lun.reset_scope) == (Hctl.parse("12:0:6:0"),
+                                                         world.now, "drive")
+    assert world.apply().actions == [] and len(ietroot.resets) == 2
+
+
+def test_same_address_new_instance_is_reset_and_reopened(ietroot):
+    world = World(ietroot, TAPE0)
+    world.set(tape("1:0:6:0", "HU19487TL1"))
+    world.apply()
+    ietroot.replug("1:0:6:0")  # rescanned: a new kernel object at the same address
+    assert not live_lun(world).healthy, "ietd still holds the device that is gone"
+    world.now += 60
+    report = world.apply()
+    assert events(ietroot)[2:] == ["reset 1:0:6:0", "restarted"], report.actions
+    assert live_lun(world).healthy and live_lun(world).reset_at == world.now
+    assert world.apply().actions == [] and ietroot.restarts == 2
+
+
+def test_live_mode_resets_before_the_ietadm_update(ietroot):
+    world = World(ietroot, TAPE0, apply_mode="live")
+    world.set(tape("1:0:6:0", "HU19487TL1"))
+    world.apply()
+    world.set(tape("10:0:6:0", "HU19487TL1"))
+    world.apply()
+    assert ietroot.log()[-3:] == ["reset 10:0:6:0", "ietadm delete tid=1 lun=0",
+                                  "ietadm new tid=1 lun=0"]
+    ietroot.replug("10:0:6:0")
+    world.apply()
+    assert ietroot.log()[-3:] == ["reset 10:0:6:0", "ietadm delete tid=1 lun=0",
+                                  "ietadm new tid=1 lun=0"], "the new instance is opened"
+    assert ietroot.restarts == 1 and ietroot.resets == ["1:0:6:0"] + ["10:0:6:0"] * 2
+
+
+@pytest.mark.parametrize("change", ["chap", "target"])
+def test_a_config_only_restart_resets_no_drive(ietroot, change):
+    world = World(ietroot, TAPE0)
+    world.set(tape("1:0:6:0", "HU19487TL1"), tape("2:0:2:0", "DRIVE01"))
+    world.apply()
+    if change == "chap":
+        ietroot.write_config(TAPE0 + "incoming_user = backup\nincoming_secret_file = %s\n"
+                             % ietroot.secret("chap", "s3cr3t-Chap-Pass"))
+    else:
+        ietroot.write_config(TAPE0 + "\n[export drive]\nserial = DRIVE01\n"
+                             "initiators = 192.0.2.10\n")
+    world.now += 60
+    world.apply()
+    assert ietroot.restarts == 2, "the change needs a restart"
+    assert ietroot.resets[0] == "1:0:6:0" and "1:0:6:0" not in ietroot.resets[1:], \
+        "the drive may be mid-backup: never reset"
+    assert ietroot.resets[1:] == ([] if change == "chap" else ["2:0:2:0"])
+    assert live_lun(world).reset_at == World.now, "the first reset stays on record"
+
+
+def test_ietd_stopped_and_started_again_keeps_the_drive_unreset(ietroot):
+    world = World(ietroot, TAPE0)
+    world.set(tape("1:0:6:0", "HU19487TL1"))
+    world.apply()
+    os.unlink(ietroot.volume)  # ietd stopped by hand; the device stayed
+    world.apply()
+    assert ietroot.restarts == 2 and ietroot.resets == ["1:0:6:0"]
+
+
+def test_a_running_export_without_a_record_is_adopted_not_reset(ietroot):
+    world = World(ietroot, TAPE0)
+    world.set(tape("1:0:6:0", "HU19487TL1"))
+    world.apply()
+    os.unlink(ietroot.path("run/tapeshared/iet-luns.json"))  # an older version ran it
+    ietroot.write_config(TAPE0 + "incoming_user = backup\nincoming_secret_file = %s\n"
+                         % ietroot.secret("chap", "s3cr3t-Chap-Pass"))
+    world.apply()
+    assert ietroot.restarts == 2 and ietroot.resets == ["1:0:6:0"]
+    assert live_lun(world).reset_at is None, "no reset on record"
+
+
+def test_failed_reset_changes_nothing_names_the_device_and_is_retried(ietroot):
+    world = World(ietroot, TAPE0)
+    world.set(tape("1:0:6:0", "HU19487TL1"))
+    world.apply()
+    conf = ietroot.read(ietroot.ietd_conf)
+    world.set(tape("12:0:6:0", "HU19487TL1"))
+    ietroot.fail_resets = 1
+    with pytest.raises(TransientError, match="LUN 0 of %s is not re-pointed at the device "
+                       "at 12:0:6:0.*could not reset" % IQN0):
+        world.apply()
+    assert ietroot.restarts == 1, "no restart: the old target keeps running"
+    assert ietroot.read(ietroot.ietd_conf) == conf, "nothing written"
+    assert "path:1:0:6:0" in ietroot.read(ietroot.volume)
+    world.apply()  # the next pass
+    assert events(ietroot)[-2:] == ["reset 12:0:6:0", "restarted"]
+    assert ietroot.restarts == 2 and "path:12:0:6:0" in ietroot.read(ietroot.volume)
+

@@ -3,7 +3,10 @@
 import os
 import shlex
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional, Set
+
+from tapeshared.core.errors import TransientError
+from tapeshared.core.model import Hctl
 
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iet_standin.py")
 
@@ -22,6 +25,13 @@ class IetRoot:
         self.deny = self.path("etc/initiators.deny")
         self.volume = self.path("proc/net/iet/volume")
         self.session = self.path("proc/net/iet/session")
+        # the host side of a re-point: which kernel object each address holds
+        # (bumped by replug) and the logical-unit resets done (see fake_reset)
+        self.generation: Dict[str, int] = {}
+        self.resets: List[str] = []
+        self.expected: List[Optional[str]] = []  # the instance each reset call named
+        self.fail_resets = 0
+        self.empty: Set[str] = set()  # addresses the host's sysfs shows no device at
 
     def path(self, rel: str) -> str:
         return os.path.join(self.base, rel)
@@ -87,3 +97,39 @@ class IetRoot:
             handle.write(value + "\n")
         os.chmod(path, mode)
         return path
+
+    def replug(self, hctl: str) -> None:
+        """The device at hctl is now a new kernel object (a rescan, a power cycle)."""
+        self.generation[hctl] = self.generation.get(hctl, 0) + 1
+
+    def instance(self, hctl: Hctl) -> Optional[str]:
+        """scsireset.instance as the host's sysfs would answer: None for an address
+        in `empty`. (The stand-in's own sysfs is what ietd can open: a test may
+        hide a device from ietd alone.)"""
+        if str(hctl) in self.empty:
+            return None
+        return "%s#%d" % (hctl, self.generation.get(str(hctl), 0))
+
+    def fake_reset(self, hctl: Hctl, expect: Optional[str] = None) -> str:
+        """scsireset.reset_lu's contract: refuse another instance than expected,
+        fail (fail_resets times) as a host adapter that cannot reset; each reset
+        done goes to the stand-in's log, so its order against restarts shows."""
+        where = "reset of the device at %s" % hctl
+        self.expected.append(expect)
+        if self.fail_resets > 0:
+            self.fail_resets -= 1
+            raise TransientError("%s (/dev/sg3): the host adapter could not reset "
+                                 "the logical unit" % where)
+        if self.instance(hctl) is None:
+            raise TransientError("%s: the address holds no device now" % where)
+        if expect is not None and self.instance(hctl) != expect:
+            raise TransientError("%s: the address holds another device than the one "
+                                 "bound; not reset" % where)
+        self.resets.append(str(hctl))
+        with open(self.path("standin/log"), "a") as handle:
+            handle.write("reset %s\n" % hctl)
+        return "/dev/sg3"
+
+    def log(self) -> List[str]:
+        """The stand-in's log lines (restarts, ietadm, resets), in order."""
+        return (self.read(self.path("standin/log")) or "").splitlines()

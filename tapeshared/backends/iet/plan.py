@@ -1,12 +1,13 @@
 """IET plan (pure): observed files and /proc -> the snapshot view, the plan, the problems."""
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Set, Tuple
+from dataclasses import dataclass, field
+from typing import AbstractSet, Dict, List, Optional, Set, Tuple
 
 from tapeshared.backends import common
 from tapeshared.backends.iet import access, conf
+from tapeshared.backends.iet import memory as lunmemory
 from tapeshared.backends.iet.proc import IetTarget
-from tapeshared.core.model import DesiredState, GlobalConfig, Session
+from tapeshared.core.model import DesiredState, GlobalConfig, Hctl, Session
 from tapeshared.core.plan import FileChange, Plan
 
 
@@ -27,6 +28,7 @@ class IetSettings:
     verify_timeout: float
     proc_net_tcp: Tuple[str, ...]  # /proc/net/tcp and tcp6: who listens on the port
     port: int
+    state_dir: str = "/run/tapeshared"  # where the LUN memory is kept (see memory)
 
 
 def settings_for(g: GlobalConfig) -> IetSettings:
@@ -37,7 +39,8 @@ def settings_for(g: GlobalConfig) -> IetSettings:
         iet_volume=g.iet_volume, iet_session=g.iet_session,
         restart_command=g.restart_command, ietadm=g.ietadm, apply_mode=g.apply_mode,
         restart_retries=g.restart_retries, verify_timeout=g.verify_timeout,
-        proc_net_tcp=(g.proc_net_tcp, g.proc_net_tcp6), port=g.port)
+        proc_net_tcp=(g.proc_net_tcp, g.proc_net_tcp6), port=g.port,
+        state_dir=g.state_dir)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class IetDetail:
     volume: Optional[Dict[str, IetTarget]]  # None: ietd is not running
     listening: Tuple[str, ...] = ()  # addresses with a socket on the portal port
     conf_mode: Optional[int] = None  # ietd.conf's permission bits (None: unknown)
+    memory: lunmemory.Memory = field(default_factory=dict)  # what the last apply bound
+    # the device instance each running LUN's address holds now (None: no device)
+    instances: Dict[Hctl, Optional[str]] = field(default_factory=dict)
 
 
 def text(data: Optional[bytes]) -> Optional[str]:
@@ -78,10 +84,25 @@ def snapshot(detail: IetDetail, sessions: Dict[str, List[Session]],
     targets = {}
     for name, running in detail.volume.items():
         # a volume line without the address cannot be verified (see common)
-        luns = {number: common.LiveLun(lun.hctl, backing=str(lun.hctl or lun.path))
+        luns = {number: _live(detail, name, number, lun.hctl, str(lun.hctl or lun.path))
                 for number, lun in running.luns.items()}
         targets[name] = common.LiveTarget(name, True, luns, tuple(sessions.get(name, ())))
     return common.Snapshot("iet", targets, previous, detail)
+
+
+def _live(detail: IetDetail, name: str, number: int, hctl: Optional[Hctl],
+          backing: str) -> common.LiveLun:
+    """One running LUN, with what the memory knows of the device it opened."""
+    live = common.LiveLun(hctl, backing=backing)
+    if hctl is None or hctl not in detail.instances:
+        return live
+    return lunmemory.annotate(live, detail.memory.get((name, number)), detail.instances[hctl])
+
+
+def stale_luns(snap: common.Snapshot) -> Set[lunmemory.Key]:
+    """(iqn, LUN) of running LUNs that hold a device instance that is gone."""
+    return set((iqn, number) for iqn, target in snap.targets.items()
+               for number, live in target.luns.items() if not live.healthy)
 
 
 def portal_problems(detail: IetDetail, desired: DesiredState) -> List[str]:
@@ -128,16 +149,21 @@ def plan(snap: common.Snapshot, desired: DesiredState, settings: IetSettings) ->
     if not reasons:
         return Plan(files=tuple(files))
     if settings.apply_mode == "live":
-        commands = live_commands(old_text, new_text, desired, detail.volume, settings)
+        commands = live_commands(old_text, new_text, desired, detail.volume, settings,
+                                 stale_luns(snap))
         if commands is not None:
             return Plan(files=tuple(files), commands=tuple(commands), reasons=tuple(reasons))
     return Plan(files=tuple(files), restart=True, reasons=tuple(reasons))
 
 
 def live_commands(old_text: Optional[str], new_text: str, desired: DesiredState,
-                  volume: Optional[Dict[str, IetTarget]], settings: IetSettings
+                  volume: Optional[Dict[str, IetTarget]], settings: IetSettings,
+                  stale: AbstractSet[lunmemory.Key] = frozenset()
                   ) -> Optional[List[Tuple[str, ...]]]:
-    """ietadm commands when only LUNs of running targets differ, else None."""
+    """ietadm commands when only LUNs of running targets differ, else None.
+
+    A stale LUN (its address holds a new device instance) is deleted and
+    created again, so ietd opens the device that is there now."""
     if volume is None:
         return None
     path = settings.ietd_conf
@@ -163,7 +189,10 @@ def live_commands(old_text: Optional[str], new_text: str, desired: DesiredState,
             if lun is None:
                 commands.append(adm + ("--op", "delete", tid, "--lun=%d" % number))
                 continue
-            if live is not None and (live.hctl == lun.hctl or lun.status != "present"):
+            if live is not None and lun.status != "present":
+                continue
+            if live is not None and live.hctl == lun.hctl and \
+                    (target.iqn, number) not in stale:
                 continue
             if live is not None:
                 commands.append(adm + ("--op", "delete", tid, "--lun=%d" % number))
@@ -180,3 +209,47 @@ def listeners(texts: List[Optional[str]], port: int) -> Tuple[str, ...]:
     for value in texts:
         found |= parse_listeners(value or "", port)
     return tuple(sorted(found))
+
+
+def resets(snap: common.Snapshot, desired: DesiredState,
+           instances: Dict[Hctl, Optional[str]]) -> List[Tuple[str, int, Hctl]]:
+    """(iqn, LUN, address) of every LUN this apply re-points at a new device
+    instance (see memory.needs_reset), in desired order: each is reset first."""
+    detail = snap.detail
+    assert isinstance(detail, IetDetail)
+    found = []
+    for target in desired.targets:
+        running = snap.targets.get(target.iqn)
+        for lun in target.exported_luns:
+            if lun.status != "present" or lun.hctl is None:
+                continue
+            live = running.luns.get(lun.lun) if running is not None else None
+            if lunmemory.needs_reset(live, detail.memory.get((target.iqn, lun.lun)),
+                                  lun.hctl, instances.get(lun.hctl)):
+                found.append((target.iqn, lun.lun, lun.hctl))
+    return found
+
+
+def remembered(old: lunmemory.Memory, desired: DesiredState,
+               instances: Dict[Hctl, Optional[str]], reset: Dict[lunmemory.Key, float]
+               ) -> lunmemory.Memory:
+    """The memory after an apply: each present LUN's device instance and its
+    reset (now, or the one on record for the same instance); LUNs that are
+    configured but not present keep their record (their device may come back
+    at the address while IET still holds the old one); others are forgotten."""
+    new: lunmemory.Memory = {}
+    for target in desired.targets:
+        for lun in target.luns:
+            key = (target.iqn, lun.lun)
+            if lun.status != "present" or lun.hctl is None:
+                if key in old:
+                    new[key] = old[key]
+                continue
+            now = instances.get(lun.hctl)
+            before = old.get(key)
+            stamp = reset.get(key)
+            if stamp is None and before is not None and before.hctl == lun.hctl \
+                    and before.instance == now:
+                stamp = before.reset_at
+            new[key] = lunmemory.Record(lun.hctl, now, stamp)
+    return new
