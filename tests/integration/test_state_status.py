@@ -290,3 +290,66 @@ def test_status_with_tgtd_down_is_not_exported_not_a_failed_command(ietroot, liv
     doc = json.loads(text)
     assert code == doc["exit_code"] == 150, text
     assert doc["exports"][0]["exported"] is False
+
+
+def test_status_shows_each_luns_last_re_point(ietroot, monkeypatch, capsys):
+    """After a renumbering with the IET stand-in: when the device was reset and
+    who was told, per LUN, in text and --json; a LUN never reset says so."""
+    from support import builders
+
+    from tapeshared import app, cli
+    from tapeshared.backends.iet.backend import IetBackend
+    from tapeshared.host.lock import ApplyLock
+    from tapeshared.host.runner import Runner
+    from tapeshared.reconcile import Reconciler
+
+    ietroot.write_config("[export tape0]\nserial = HU19487TL1\ninitiators = 192.0.2.10\n"
+                         "\n[export lib]\nserial = CHANGER01\ninitiators = 192.0.2.10\n")
+    devices = [builders.tape("1:0:6:0", serial="HU19487TL1"),
+               builders.tape("2:0:1:0", serial="CHANGER01", kind=8)]
+    clock = [1700000000.0]
+
+    def reconciler(cfg, **_kw):
+        backend = IetBackend(app.iet_settings(cfg.globals), Runner(timeout=30),
+                             sleep=lambda s: None, reset=ietroot.fake_reset,
+                             instance=ietroot.instance, clock=lambda: clock[0])
+        return Reconciler(cfg, backend, lambda: list(devices),
+                          lambda: ApplyLock(cfg.globals.lock_file, cfg.globals.lock_timeout))
+
+    monkeypatch.setattr(app, "reconciler", reconciler)
+    ietroot.present("1:0:6:0", "2:0:1:0")
+    reconciler(config.load(ietroot.conf)).apply()
+    devices[0] = builders.tape("12:0:6:0", serial="HU19487TL1")  # renumbered
+    ietroot.present("12:0:6:0", "2:0:1:0")
+    clock[0] = 1700000600.0
+    reconciler(config.load(ietroot.conf)).apply()
+    assert ietroot.resets[-1] == "12:0:6:0"
+
+    assert cli.main(["-c", ietroot.conf, "status"]) == 3
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1700000600.0))
+    tape0 = lines.index(next(line for line in lines if line.startswith("  LUN 0 serial:HU")))
+    assert "at 12:0:6:0" in lines[tape0]
+    assert lines[tape0 + 1] == "    last re-point: reset at %s, told: the first initiator " \
+                               "command to reach the drive" % at, text
+    lib = lines.index(next(line for line in lines if line.startswith("  LUN 0 serial:CH")))
+    assert lines[lib + 1] == "    last re-point: reset at %s, told: the first initiator " \
+                             "command to reach the drive" % time.strftime(
+                                 "%Y-%m-%d %H:%M:%S", time.localtime(1700000000.0)), text
+
+    assert cli.main(["-c", ietroot.conf, "status", "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    by_name = {e["name"]: e["luns"][0] for e in doc["exports"]}
+    assert by_name["tape0"]["reset"] == {
+        "time": 1700000600.0, "scope": "drive",
+        "told": "the first initiator command to reach the drive"}
+    assert by_name["lib"]["reset"]["time"] == 1700000000.0
+
+    os.unlink(ietroot.path("run/tapeshared/iet-luns.json"))  # as if an older version ran
+    assert cli.main(["-c", ietroot.conf, "status"]) == 3
+    text = capsys.readouterr().out
+    assert text.count("    last re-point: no reset on record") == 2, text
+    assert cli.main(["-c", ietroot.conf, "status", "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert [e["luns"][0]["reset"] for e in doc["exports"]] == [None, None]
