@@ -12,6 +12,9 @@ settings.load_profile("tapeshared")
 
 
 @pytest.fixture
-def ietroot(tmp_path):
-    """A temporary root whose config drives the IET stand-in."""
-    return IetRoot(str(tmp_path))
+def ietroot(tmp_path, monkeypatch):
+    """A temporary root whose config drives the IET stand-in; the host's
+    logical-unit reset is faked (IetRoot.fake_host_reset)."""
+    root = IetRoot(str(tmp_path))
+    root.fake_host_reset(monkeypatch)
+    return root

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from support.ietroot import HOSTFAKE
 from support.paths import ROOT
 from support.udevbed import UMOCKDEV_PROBLEM
 
@@ -116,7 +117,8 @@ class DaemonRun:
         env = dict(os.environ)
         env["UMOCKDEV_DIR"] = self.bed.tb.get_root_dir()
         env["NOTIFY_SOCKET"] = self.notify.path
-        env["PYTHONPATH"] = ROOT
+        # the reset fake (IetRoot.fake_host_reset) stays on the path
+        env["PYTHONPATH"] = os.pathsep.join([ROOT, HOSTFAKE])
         if self.watchdog_usec:
             env["WATCHDOG_USEC"] = str(self.watchdog_usec)
         prefix = netns_wrapper() or []

@@ -1,14 +1,18 @@
 """A temporary root with a tapeshared config wired to the IET stand-in."""
 
+import importlib.util
 import os
 import shlex
 import sys
-from typing import Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set
 
 from tapeshared.core.errors import TransientError
 from tapeshared.core.model import Hctl
+from tapeshared.host import scsireset
 
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iet_standin.py")
+# on PYTHONPATH with TAPESHARED_TEST_RESET_LOG: the reset faked in every process
+HOSTFAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hostfake")
 
 
 class IetRoot:
@@ -97,6 +101,20 @@ class IetRoot:
             handle.write(value + "\n")
         os.chmod(path, mode)
         return path
+
+    def fake_host_reset(self, monkeypatch: Any) -> None:
+        """The host's logical-unit reset faked (see hostfake) here and in every
+        process the test starts; each reset goes to the stand-in's log."""
+        spec = importlib.util.spec_from_file_location(
+            "tapeshared_test_hostfake", os.path.join(HOSTFAKE, "sitecustomize.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore
+        log = self.path("standin/log")
+        monkeypatch.setattr(scsireset, "reset_lu", module.fake_reset_lu(log))  # type: ignore
+        monkeypatch.setenv("TAPESHARED_TEST_RESET_LOG", log)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+            [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            + [HOSTFAKE]))
 
     def replug(self, hctl: str) -> None:
         """The device at hctl is now a new kernel object (a rescan, a power cycle)."""

@@ -33,14 +33,15 @@ class IetBackend:
 
     def __init__(self, settings: IetSettings, runner: Runner,
                  sleep: Callable[[float], object] = time.sleep,
-                 reset: Reset = scsireset.reset_lu,
-                 instance: Instance = scsireset.instance,
+                 reset: Optional[Reset] = None,
+                 instance: Optional[Instance] = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.runner = runner
         self.sleep = sleep
-        self.reset = reset
-        self.instance = instance
+        # the host's SG_SCSI_RESET adapter unless a test gives its own
+        self.reset = reset or scsireset.reset_lu
+        self.instance = instance or scsireset.instance
         self.clock = clock
         # during an apply: the memory it will write, so its verify sees the LUNs
         # as bound to the instances it opened (written only once verified)
