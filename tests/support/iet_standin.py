@@ -6,7 +6,10 @@ section): ietd.conf is read with case-insensitive keys, `#` comments and unknown
 keys ignored; `Target` starts a stanza; `Lun N H=,C=,I=,L=,Type=rawio` needs the
 SCSI device to exist, else it logs "Can't create a logical unit" and the target
 runs on without that LUN (IET's silent failure); Lun args over 2048 characters
-or a LUN above 0x3fff are refused the same way. A restart drops every session.
+or a LUN above 0x3fff are refused the same way. A restart ends every session.
+rawio passes each command to the drive and adds no unit attention of its own
+(a restart or a new LUN tells initiators nothing; only the drive's own sense
+reaches them): the stand-in, which carries no SCSI commands, has none either.
 ietadm --op new/delete changes one LUN live and keeps sessions.
 /proc/net/iet/volume shows each LUN as IET's volume.c prints it, with the
 rawio LUN's `path:` the H:C:I:L it opened. `already-running` is an init
