@@ -1,5 +1,6 @@
 """Plan/apply against the IET stand-in: files, restarts, live updates, verify."""
 
+import json
 import os
 
 import pytest
@@ -412,3 +413,18 @@ def test_failed_reset_changes_nothing_names_the_device_and_is_retried(ietroot):
     assert events(ietroot)[-2:] == ["reset 12:0:6:0", "restarted"]
     assert ietroot.restarts == 2 and "path:12:0:6:0" in ietroot.read(ietroot.volume)
 
+
+
+def test_a_damaged_memory_is_ignored_and_written_afresh(ietroot, caplog):
+    world = World(ietroot, TAPE0)
+    world.set(tape("1:0:6:0", "HU19487TL1"))
+    world.apply()
+    path = ietroot.path("run/tapeshared/iet-luns.json")
+    with open(path, "w") as handle:
+        handle.write("{not json")
+    ietroot.write_config(TAPE0 + "incoming_user = backup\nincoming_secret_file = %s\n"
+                         % ietroot.secret("chap", "s3cr3t-Chap-Pass"))
+    world.apply()
+    assert "iet-luns.json: unusable, ignored" in caplog.text
+    assert ietroot.restarts == 2 and ietroot.resets == ["1:0:6:0"], "a running LUN: adopted"
+    assert json.load(open(path))["luns"][0]["hctl"] == "1:0:6:0"
