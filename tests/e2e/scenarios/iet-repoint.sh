@@ -67,14 +67,18 @@ $1"
 
 note "at load, drained: $(drain "$SG")"
 config ""
+begin=$(now_ns)
 check "first apply" ts apply
+note "first apply (reset, restart) took $(ms_since "$begin") ms"
 got=$(first_command "$SG") || fail "TUR after the first command is not GOOD"
 case $got in *"sense 6/29/"*) pass "first export: the first command gets $got" ;;
     *) fail "first export: the first command got $got, not 6/29" ;; esac
 
 config "incoming_user = backup
 incoming_secret_file = /etc/tapeshared/chap"
+begin=$(now_ns)
 check "CHAP apply" ts apply
+note "CHAP apply (restart, no reset) took $(ms_since "$begin") ms"
 [ "$(restarts)" = 2 ] || fail "the CHAP change did not restart ietd ($(restarts) restarts)"
 got=$(first_command "$SG") || fail "TUR after the CHAP restart"
 [ "$got" = GOOD ] || fail "a CHAP-only restart reset the drive: $got"
@@ -108,7 +112,9 @@ got=$(first_command "$SG") || fail "TUR after the renumbering apply"
 case $got in *"sense 6/29/"*) pass "renumbered: the first command gets $got" ;;
     *) fail "renumbered: the first command got $got" ;; esac
 
-out=$(ts apply -v 2>&1)
+begin=$(now_ns)
+out=$(ts -v apply 2>&1)
+note "idle apply took $(ms_since "$begin") ms"
 got=$(first_command "$SG") || fail "TUR after the idle apply"
 [ "$got" = GOOD ] && [ "$(restarts)" = 4 ] || { printf '%s\n' "$out" | indent;
     fail "an apply with nothing to do: $got, $(restarts) restarts"; }
