@@ -64,6 +64,9 @@ def test_add_change_remove_return_at_new_address(run, ietroot):
     d.settle()
     assert ietroot.restarts == base + 2, "exactly one restart for the renumbering"
     assert hctl_line("1:0:6:0") not in d.ietd()
+    # each new device instance was reset once, before the restart that mapped it
+    assert [line for line in ietroot.log() if line.startswith(("reset", "restarted"))][
+        -4:] == ["reset 1:0:6:0", "restarted", "reset 3:0:2:0", "restarted"]
     # structured fields (journal) are shown in text logs too
     assert ("INFO: [export tape0] LUN 0 (serial:%s): present at 3:0:2:0 [target=iqn.2007-04"
             ".com.example:tape0 serial=%s hctl=3:0:2:0]" % (SERIAL, SERIAL)) in d.text()
