@@ -124,6 +124,8 @@ def tape(hctl="1:0:6:0", sg="/dev/sg1"):
 def simulate(state, ops):
     """Apply operations to a TgtState the way tgtd would, for the planner's sake."""
     for op in ops:
+        if op[0] == tgtplan.RESET:
+            continue  # the adapter's, not tgtd's
         args = dict(zip(op[::2], op[1::2]))
         mode, verb = op[1], op[3]
         tid = int(op[op.index("--tid") + 1]) if "--tid" in op else None
@@ -157,6 +159,11 @@ def simulate(state, ops):
             (names.append if verb == "bind" else names.remove)(args["--user"])
     state.stale = set()
     return state
+
+
+def verbs(ops):
+    """tgtadm's --op of each operation, or "reset" for a drive reset."""
+    return [op[0] if op[0] == tgtplan.RESET else op[3] for op in ops]
 
 
 def plan(state, devices, fresh=(), owned=(), **kw):
@@ -198,6 +205,7 @@ def test_first_export_then_nothing_to_do():
         ("--mode", "target", "--op", "new", "--tid", "1000", "--targetname", IQN),
         ("--mode", "logicalunit", "--op", "update", "--tid", "1000", "--lun", "0",
          "--params", "scsi_id=tapeshared"),
+        tgtplan.reset_op(IQN, 1, Hctl(1, 0, 6, 0), "/dev/sg1"),
         ("--mode", "logicalunit", "--op", "new", "--tid", "1000", "--lun", "1", "--bstype",
          "sg", "--device-type", "pt", "--backing-store", "/dev/sg1"),
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-address",
@@ -223,6 +231,7 @@ def test_renumbering_deletes_and_re_adds_the_lun_on_the_new_node():
     state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
     ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg4")])
     assert ops == [("--mode", "logicalunit", "--op", "delete", "--tid", "1000", "--lun", "1"),
+                   tgtplan.reset_op(IQN, 1, Hctl(7, 0, 6, 0), "/dev/sg4"),
                    ("--mode", "logicalunit", "--op", "new", "--tid", "1000", "--lun", "1",
                     "--bstype", "sg", "--device-type", "pt", "--backing-store", "/dev/sg4")]
     simulate(state, ops)
@@ -233,7 +242,7 @@ def test_same_path_held_stale_is_re_added():
     state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
     state.stale = {"/dev/sg1"}
     ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg1")])
-    assert [op[3] for op in ops] == ["delete", "new"]
+    assert verbs(ops) == ["delete", "reset", "new"]
 
 
 def test_absent_keep_leaves_the_lun_and_remove_deletes_it():
@@ -247,7 +256,7 @@ def test_absent_keep_leaves_the_lun_and_remove_deletes_it():
     simulate(state, ops)
     assert plan(state, [], absent="remove") == ([], [])
     ops, _ = plan(state, [tape("2:0:6:0", "/dev/sg2")], absent="remove")
-    assert [op[3] for op in ops] == ["new"]
+    assert verbs(ops) == ["reset", "new"]
 
 
 def test_absent_keep_deletes_a_lun_held_on_a_dead_node_and_re_adds_on_return():
@@ -263,7 +272,7 @@ def test_absent_keep_deletes_a_lun_held_on_a_dead_node_and_re_adds_on_return():
     state.stale = set()
     assert tgtplan.plan_ops(state, desired) == ([], [])
     ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg3")])
-    assert [op[3] for op in ops] == ["new"]
+    assert verbs(ops) == ["reset", "new"]
 
 
 def test_acl_changes_unbind_before_bind():
@@ -362,7 +371,7 @@ def test_a_node_udev_has_not_made_yet_is_not_added():
     assert notes == ["LUN 1 of %s: /dev/sg4 has no device node yet" % IQN]
     simulate(state, ops)
     ops, _ = tgtplan.plan_ops(state, desired_state(config(), [tape("7:0:6:0", "/dev/sg4")]))
-    assert [op[3] for op in ops] == ["new"]
+    assert verbs(ops) == ["reset", "new"]
 
 
 def test_planning_is_pure_the_same_state_twice_gives_the_same_plan():
