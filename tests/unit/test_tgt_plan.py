@@ -411,3 +411,92 @@ def test_a_squatted_lun_is_deleted_and_its_address_remembered():
     ops, _ = tgtplan.plan_ops(state, desired)
     assert ops == [("--mode", "logicalunit", "--op", "delete", "--tid", "1000", "--lun", "1")]
     assert not any("/dev/sg5" in op for op in ops)
+
+
+def _resets_before_creations(ops):
+    """Check each LU creation directly follows the reset of its own device."""
+    for index, op in enumerate(ops):
+        if op[:4] == ("--mode", "logicalunit", "--op", "new"):
+            path = tgtplan.op_value(op, "--backing-store")
+            assert index and ops[index - 1][0] == tgtplan.RESET, ops
+            assert tgtplan.op_value(ops[index - 1], "--backing-store") == path
+            assert tgtplan.op_value(ops[index - 1], "--lun") == tgtplan.op_value(op, "--lun")
+    return [op for op in ops if op[0] == tgtplan.RESET]
+
+
+def test_every_lu_creation_is_preceded_by_a_reset_of_the_device_it_exports():
+    state = tgtshow.TgtState()
+    ops, _ = plan(state, [tape()])
+    assert _resets_before_creations(ops) == [tgtplan.reset_op(IQN, 1, Hctl(1, 0, 6, 0),
+                                                               "/dev/sg1")]
+    simulate(state, ops)
+    # renumbered: the new address and node are the ones reset, after the delete
+    ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg4")])
+    assert verbs(ops) == ["delete", "reset", "new"]
+    assert _resets_before_creations(ops) == [tgtplan.reset_op(IQN, 1, Hctl(7, 0, 6, 0),
+                                                               "/dev/sg4")]
+    simulate(state, ops)
+    # the same sg name, a new kernel object behind it (tgtd holds the old one)
+    state.stale = {"/dev/sg4"}
+    ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg4")])
+    assert len(_resets_before_creations(ops)) == 1 and verbs(ops)[0] == "delete"
+
+
+def test_nothing_but_an_lu_creation_resets_a_drive():
+    """A drive may be mid-backup: an ACL, CHAP, adoption or unchanged LUN never resets."""
+    state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
+    cases = [plan(state, [tape()]),
+             plan(state, [tape()], initiators=("192.0.2.7/32",), iqns=()),
+             plan(state, [tape()], chap=True),
+             plan(state, [], absent="keep")]
+    adopted = parsed()
+    adopted.targets[1000].luns[0].scsi_id = "IET     03e80000"  # by hand, not marked yet
+    cases.append(plan(adopted, [tape()]))
+    dead = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
+    dead.stale = {"/dev/sg1"}
+    cases.append(tgtplan.plan_ops(dead, desired_state(config(), [], {(IQN, 1): Hctl(
+        1, 0, 6, 0)})))
+    cases.append(tgtplan.plan_ops(state, desired_state(config(), [replace(
+        tape("7:0:6:0", "/dev/sg4"), unready=("/dev/sg4",))])))
+    for ops, _notes in cases:
+        assert not any(op[0] == tgtplan.RESET for op in ops), ops
+    assert any(op[3] == "update" for op in cases[4][0])  # the adoption itself ran
+
+
+def test_a_library_renumbering_resets_only_the_drive_that_moved():
+    cfg = builders.config(builders.export(
+        name="library0", luns=[(1, "serial", "CH1"), (2, "serial", "D1"),
+                               (3, "serial", "D2")], initiators=("192.0.2.0/24",)),
+        backend="tgt")
+    devices = [builders.tape("2:0:0:0", serial="CH1", kind=8, sg="/dev/sg2"),
+               builders.tape("2:0:1:0", serial="D1", sg="/dev/sg3"),
+               builders.tape("2:0:2:0", serial="D2", sg="/dev/sg4")]
+    state = tgtshow.TgtState()
+    ops, _ = tgtplan.plan_ops(state, desired_state(cfg, devices))
+    assert [tgtplan.op_value(op, "--hctl") for op in _resets_before_creations(ops)] == [
+        "2:0:0:0", "2:0:1:0", "2:0:2:0"]
+    simulate(state, ops)
+    moved = devices[:2] + [builders.tape("5:0:0:0", serial="D2", sg="/dev/sg5")]
+    ops, _ = tgtplan.plan_ops(state, desired_state(cfg, moved,
+                                                   tgtplan.previous(state, {}, {})))
+    assert _resets_before_creations(ops) == [
+        tgtplan.reset_op(IQN, 3, Hctl(5, 0, 0, 0), "/dev/sg5")]
+    assert verbs(ops) == ["delete", "reset", "new"]
+
+
+def test_a_reset_reads_as_what_it_does():
+    op = tgtplan.reset_op(IQN, 2, Hctl(3, 0, 1, 0), "/dev/sg7")
+    assert tgtplan.describe(op) == (
+        "reset the logical unit 3:0:1:0 (/dev/sg7, no escalation) before exporting it "
+        "as LUN 2 of %s" % IQN)
+    assert tgtplan.needs_secret(op) is None
+
+
+def test_the_snapshot_shows_a_reset_only_for_luns_that_hold_the_reset_device():
+    state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
+    detail = tgtplan.TgtDetail(state, {"/dev/sg1": Hctl(1, 0, 6, 0)},
+                               resets={(IQN, 1): 1700000000.5})
+    lun = tgtplan.snapshot(detail, {IQN}).targets[IQN].luns[1]
+    assert (lun.reset_at, lun.reset_scope) == (1700000000.5, "drive")
+    lun = tgtplan.snapshot(replace(detail, resets={}), {IQN}).targets[IQN].luns[1]
+    assert (lun.reset_at, lun.reset_scope) == (None, "")
