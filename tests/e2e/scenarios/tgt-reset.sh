@@ -206,6 +206,7 @@ t0=$(now_ms)
 tape_leave "$moved" || fail "(e) $moved did not leave"
 dropped3() { [ -z "$(lun_path "$TGT_IQN" 3)" ]; }
 wait_for 60 dropped3 || fail "(e) LUN 3 deleted while its drive is away"
+echo 3 > "$SDEBUG/num_tgts"  # scsi_debug sets every host's max_id from it
 echo "${rest//:/ }" > "/sys/class/scsi_host/host$host/scan"
 udevadm settle --timeout=30
 wait_for 60 reexported "$TGT_IQN" 3 "$moved" "$t0" || fail "(e) LUN 3 re-exported after a reset"
