@@ -17,10 +17,10 @@ from support.tgtd import CountingRunner, FakeDrive
 from tapeshared.backends.tgt import show as tgtshow
 from tapeshared.backends.tgt.backend import TgtBackend
 from tapeshared.backends.tgt.plan import TgtSettings
-from tapeshared.backends.tgt.reset import DriveReset
 from tapeshared.core.desired import desired_state
 from tapeshared.core.errors import TransientError
 from tapeshared.core.model import Hctl
+from tapeshared.host.drivereset import DriveReset
 
 IQN = builders.IQN
 
@@ -162,6 +162,6 @@ def test_the_real_reset_refusal_is_a_transient_error_that_names_the_device(tmp_p
         raise TransientError("reset of the device at %s (/dev/sg3): the host adapter "
                              "could not reset the logical unit" % hctl)
 
-    with pytest.raises(TransientError, match=r"reset of 2:0:0:0 \(/dev/sg3\) before tgtd "
-                                             r"exports it: .*could not reset"):
+    with pytest.raises(TransientError, match=r"reset of 2:0:0:0 \(/dev/sg3\) before it is "
+                                             r"exported: .*could not reset"):
         DriveReset(str(tmp_path), reset_lu=refuses).reset(Hctl(2, 0, 0, 0), "/dev/sg3")

@@ -100,7 +100,7 @@ class FakeDrive:
 
     def reset(self, hctl, path):  # type: ignore[no-untyped-def]
         if self.fail:
-            raise TransientError("reset of %s (%s) before tgtd exports it: %s" % (
+            raise TransientError("reset of %s (%s) before it is exported: %s" % (
                 hctl, path, self.fail))
         self.seen.append(("reset", str(hctl), path))
         return self.instance(hctl)

@@ -1,4 +1,4 @@
-"""tgt backend adapter: tgtadm show/run, tgtd's open files, a small memory file.
+"""tgt backend adapter: tgtadm show/run, tgtd's open files, a memory file, drive resets.
 
 Observed afresh each pass: targets, LUNs, ACLs and account bindings from
 `tgtadm --op show`, and which backing paths tgtd holds stale (its open file
@@ -24,11 +24,11 @@ from tapeshared.backends import common
 from tapeshared.backends.tgt import plan as tgt_plan
 from tapeshared.backends.tgt import show
 from tapeshared.backends.tgt.plan import RESET, TgtDetail, TgtSettings, op_value
-from tapeshared.backends.tgt.reset import DriveReset
 from tapeshared.core.errors import CommandError, TransientError, VerifyError
 from tapeshared.core.model import Chap, DesiredState, Hctl
 from tapeshared.core.plan import Plan
 from tapeshared.host.atomicfile import read_bytes, write_if_changed
+from tapeshared.host.drivereset import DriveReset, node_address
 from tapeshared.host.lock import make_dir
 from tapeshared.host.runner import Runner
 
@@ -191,16 +191,9 @@ class TgtBackend:
         return found
 
     def _resolve(self, path: str) -> Optional[Hctl]:
-        """The SCSI address behind an sg or bsg node now, from sysfs."""
-        base = os.path.basename(path)
-        for link in ("class/scsi_generic/%s/device" % base, "class/bsg/%s/device" % base):
-            try:
-                return Hctl.parse(os.path.basename(os.readlink(
-                    os.path.join(self.settings.sysfs, link))))
-            except (OSError, ValueError):
-                continue
-        # a regular file (the host tier's rdwr LUNs): it is what it names
-        return None
+        """The SCSI address behind an sg or bsg node now, from sysfs (None for
+        a regular file: the host tier's rdwr LUNs are what they name)."""
+        return node_address(path, self.settings.sysfs)
 
     def _memory(self) -> Dict[str, Any]:
         data = read_bytes(self.memory_path)

@@ -1,15 +1,12 @@
-"""The drive reset the tgt backend runs before tgtd exports a device (adapter).
+"""Reset the drive behind a pass-through node before a target exports it (adapter).
 
-tgt's pass-through LUs (bs_sg) bypass tgt's own unit-attention logic, so the
-only way to tell an initiator that the drive behind its LUN is a new device
-instance (renumbered, or a new kernel object behind the same sg name) is the
-drive's own unit attention: a no-escalation logical-unit reset on the host,
-after the old LUN is gone and before tgtd opens the node. The drive then
-answers the first initiator command with 29h and st forgets its position.
-
-Which device is reset is decided by sysfs alone: the node tgtd is about to open
-must name the address the device was found at, and the kernel object at that
-address must be the same before and after the reset.
+A target whose pass-through LUs bypass its own unit-attention logic (tgt's
+bs_sg) can only tell an initiator that the drive behind its LUN is a new
+device instance through the drive's own unit attention: a no-escalation
+logical-unit reset on the host, after the old LUN is gone and before the
+target opens the node. Which device is reset is decided by sysfs alone: the
+node about to be opened must name the address the device was found at, and
+the kernel object there must be the same before and after the reset.
 """
 
 import os
@@ -54,7 +51,7 @@ class DriveReset:
         address or none, the address is empty, the reset fails or the device
         changed meanwhile: nothing is exported then.
         """
-        where = "reset of %s (%s) before tgtd exports it" % (hctl, path)
+        where = "reset of %s (%s) before it is exported" % (hctl, path)
         named = node_address(path, self.sysfs)
         if named != hctl:
             raise TransientError("%s: %s names %s, not the device found at %s; not reset"
