@@ -49,7 +49,7 @@ def image(runner):
 GROUPS = (
     ("lio", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-library",
              "lio-no-reexport", "lio-restart-reload", "lio-firewall", "lio-squatter")),
-    ("tgt", ("tgt-export-io", "tgt-renumber")),
+    ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset")),
 )
 GROUP_TIMEOUT = 1200
 

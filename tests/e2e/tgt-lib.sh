@@ -98,7 +98,10 @@ stamp() {
 # it sets TS_PID for daemon_stop.
 daemon_start() {
     mkdir -p "${TS_LOG%/*}"
-    ts -c "$TS_CONF" -vv run --log-target stderr > >(exec >> "$TS_LOG" 2>&1; stamp) 2>&1 &
+    # exec: TS_PID is the daemon itself, so daemon_stop stops it (a backgrounded
+    # shell function would leave the daemon running, holding its state_dir lock)
+    (PYTHONPATH=${TAPESHARED_SRC:-/mnt/src} exec python3 -m tapeshared -c "$TS_CONF" -vv \
+        run --log-target stderr) > >(exec >> "$TS_LOG" 2>&1; stamp) 2>&1 &
     TS_PID=$!
     if ! wait_for 60 ts -c "$TS_CONF" status >/dev/null; then
         tail -n 30 "$TS_LOG" | indent
@@ -274,4 +277,96 @@ tgtd_restarted() {
     journalctl -u tgt.service --no-pager -n 15 -o cat 2>/dev/null | indent
     dmesg | grep -i -e 'tgtd.*segfault' -e 'tgtd.*trap' | tail -n 3 | indent
     return 0
+}
+
+# host_position SG: the drive's position (READ POSITION, short form: the first
+# block location, blocks and filemarks from BOT) through the host's SG; fails
+# when the drive does not answer GOOD.
+host_position() {
+    local out=/tmp/tapeshared-e2e/position
+    mkdir -p "${out%/*}"
+    sg_raw -o "$out" -r 20 "$1" 34 00 00 00 00 00 00 00 00 00 >/dev/null 2>&1 || return 1
+    od -A n -t u1 -j 4 -N 4 "$out" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }'
+}
+
+# sense_of SG: TEST UNIT READY on SG: "GOOD", or the sense it got (one line).
+sense_of() {
+    local out
+    if out=$(sg_turs -v "$1" 2>&1); then
+        echo GOOD
+    else
+        echo "$out" | grep -i -e 'sense key' -e 'additional sense' -e 'status' \
+            | sed 's/^ *//' | paste -sd';' -
+    fi
+}
+
+# st_position DEV: "file F block B" as the initiator's st counts (mt status).
+st_position() {
+    mt -f "$1" status 2>&1 | sed -n 's/^File number=\(-*[0-9]*\), block number=\(-*[0-9]*\).*/file \1 block \2/p'
+}
+
+# tape_writer DEV TAG BEFORE AFTER [FLAG]: open DEV for writing, write BEFORE
+# 64 KiB blocks tagged (TAG, n), then (with FLAG) create FLAG.ready and wait
+# until FLAG exists, write AFTER more blocks (each attempted, errors too), and
+# close. One line per step: "open ok", "write 3 EIO", "close ok".
+tape_writer() {
+    python3 - "$@" <<'PY'
+import errno, os, struct, sys, time
+dev, tag, before, after = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+flag = sys.argv[5] if len(sys.argv) > 5 else ""
+
+def step(what, action):
+    try:
+        action()
+    except OSError as exc:
+        print(what, errno.errorcode.get(exc.errno, exc.errno), flush=True)
+        return
+    print(what, "ok", flush=True)
+
+def block(n):
+    return struct.pack(">HH", tag, n) + bytes(65532)
+
+try:
+    fd = os.open(dev, os.O_WRONLY)
+except OSError as exc:
+    print("open", errno.errorcode.get(exc.errno, exc.errno), flush=True)
+    sys.exit(0)
+print("open ok", flush=True)
+for n in range(before):
+    step("write %d" % n, lambda: os.write(fd, block(n)))
+if flag:
+    open(flag + ".ready", "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+for n in range(before, before + after):
+    step("write %d" % n, lambda: os.write(fd, block(n)))
+step("close", lambda: os.close(fd))
+PY
+}
+
+# tape_leave HCTL: the local tape at HCTL leaves (its scsi_device is deleted).
+tape_leave() {
+    echo 1 > "/sys/bus/scsi/devices/$1/delete"
+    _left() { [ ! -e "/sys/bus/scsi/devices/$1" ]; }
+    wait_for 10 _left "$1"
+}
+
+# tape_return: the tape comes back on a new scsi_debug host (a new device
+# instance, a blank medium: scsi_debug keeps a tape's data per device);
+# prints its address.
+tape_return() {
+    echo 1 > /sys/bus/pseudo/drivers/scsi_debug/add_host
+    udevadm settle --timeout=30
+    _returned() { [ -n "$(tapes_on scsi_debug 1)" ]; }
+    wait_for 10 _returned && tapes_on scsi_debug 1 | head -n1
+}
+
+# reexported IQN LUN HCTL AFTER_MS: true once tgtd's LUN is the sg node of
+# HCTL and the daemon logged, at or after AFTER_MS, the reset of HCTL before it
+# (nothing is sent from the initiator meanwhile).
+reexported() {
+    local sg
+    sg=$(node_of "$3" scsi_generic) || return 1
+    [ "$(lun_path "$1" "$2")" = "$sg" ] && [ -n "$(log_ms "reset the logical unit $3 " "$4")" ]
 }

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 from support import builders
 from support import tgtd as tgtd_support
-from support.tgtd import CountingRunner
+from support.tgtd import CountingRunner, FakeDrive
 
 from tapeshared.backends.tgt import show as tgtshow
 from tapeshared.backends.tgt.backend import TgtBackend
@@ -49,7 +49,8 @@ def backend(tgtd, tmp_path, runner=None, **kw):
     kw.setdefault("bstype", "rdwr")
     kw.setdefault("device_type", "disk")
     settings = TgtSettings(tgtadm=tuple(tgtd), state_dir=str(tmp_path / "state"), **kw)
-    return TgtBackend(settings, runner or CountingRunner())
+    runner = runner or CountingRunner()
+    return TgtBackend(settings, runner, drive=FakeDrive(runner.seen))
 
 
 def config(secret="s3cret", initiators=("192.0.2.0/24",), absent="keep", exports=True):
@@ -118,7 +119,9 @@ def test_renumbering_stale_node_and_absent_policies(tgtd, tmp_path):
     reconcile(back, config(), [tape(first)])
     moved = image(tmp_path, "tape2.img")
     plan, _ = reconcile(back, config(), [tape(moved, "7:0:6:0")])
-    assert [op[3] for op in plan.ops] == ["delete", "new"]
+    assert [op[0] if op[0] == "reset" else op[3] for op in plan.ops] == [
+        "delete", "reset", "new"]
+    assert back.drive.resets()[-1] == ("reset", "7:0:6:0", moved)
     shown = tgtshow.parse_show(adm(tgtd, "--mode", "target", "--op", "show"))
     assert shown[1000].luns[1].path == moved
     # the same name now names another file: tgtd still holds the old one
@@ -126,7 +129,8 @@ def test_renumbering_stale_node_and_absent_policies(tgtd, tmp_path):
     image(tmp_path, "tape2.img")
     assert back.observe((IQN,)).detail.state.stale == {moved}
     plan, _ = reconcile(back, config(), [tape(moved, "8:0:6:0")])
-    assert [op[3] for op in plan.ops] == ["delete", "new"]
+    assert [op[0] if op[0] == "reset" else op[3] for op in plan.ops] == [
+        "delete", "reset", "new"]
     assert back.observe((IQN,)).detail.state.stale == set()
     # gone, absent = keep: the LUN stays (the address is remembered)
     assert back.observe((IQN,)).previous == {(IQN, 1): Hctl(8, 0, 6, 0)}

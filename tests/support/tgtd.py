@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Iterator, Optional, Tuple
 
+from tapeshared.core.errors import TransientError
 from tapeshared.host.runner import Runner
 
 
@@ -78,3 +79,34 @@ def running(logdir: str) -> Iterator[Tuple[str, ...]]:
                 os.unlink("/run/tgtd/socket.%d%s" % (port, suffix))
             except OSError:
                 pass
+
+
+class FakeDrive:
+    """Stands in for the drive reset where there are no SCSI devices (rdwr LUNs).
+
+    Records each reset as ("reset", hctl, path) in `seen` (share a runner's list
+    to see resets and tgtadm runs in one order); `fail` makes resets refuse, as
+    the real one does, with a TransientError naming the device; `instances`
+    (address -> kernel object) lets a test replace the device behind an address.
+    """
+
+    def __init__(self, seen: Optional[list] = None) -> None:
+        self.seen = seen if seen is not None else []
+        self.fail = ""
+        self.instances: dict = {}
+
+    def instance(self, hctl):  # type: ignore[no-untyped-def]
+        return self.instances.setdefault(str(hctl), "1")
+
+    def reset(self, hctl, path):  # type: ignore[no-untyped-def]
+        if self.fail:
+            raise TransientError("reset of %s (%s) before it is exported: %s" % (
+                hctl, path, self.fail))
+        self.seen.append(("reset", str(hctl), path))
+        return self.instance(hctl)
+
+    def holds(self, path, hctl, instance):  # type: ignore[no-untyped-def]
+        return self.instance(hctl) == instance
+
+    def resets(self) -> list:
+        return [entry for entry in self.seen if entry[0] == "reset"]

@@ -124,6 +124,8 @@ def tape(hctl="1:0:6:0", sg="/dev/sg1"):
 def simulate(state, ops):
     """Apply operations to a TgtState the way tgtd would, for the planner's sake."""
     for op in ops:
+        if op[0] == tgtplan.RESET:
+            continue  # the adapter's, not tgtd's
         args = dict(zip(op[::2], op[1::2]))
         mode, verb = op[1], op[3]
         tid = int(op[op.index("--tid") + 1]) if "--tid" in op else None
@@ -157,6 +159,11 @@ def simulate(state, ops):
             (names.append if verb == "bind" else names.remove)(args["--user"])
     state.stale = set()
     return state
+
+
+def verbs(ops):
+    """tgtadm's --op of each operation, or "reset" for a drive reset."""
+    return [op[0] if op[0] == tgtplan.RESET else op[3] for op in ops]
 
 
 def plan(state, devices, fresh=(), owned=(), **kw):
@@ -198,6 +205,7 @@ def test_first_export_then_nothing_to_do():
         ("--mode", "target", "--op", "new", "--tid", "1000", "--targetname", IQN),
         ("--mode", "logicalunit", "--op", "update", "--tid", "1000", "--lun", "0",
          "--params", "scsi_id=tapeshared"),
+        tgtplan.reset_op(IQN, 1, Hctl(1, 0, 6, 0), "/dev/sg1"),
         ("--mode", "logicalunit", "--op", "new", "--tid", "1000", "--lun", "1", "--bstype",
          "sg", "--device-type", "pt", "--backing-store", "/dev/sg1"),
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-address",
@@ -223,6 +231,7 @@ def test_renumbering_deletes_and_re_adds_the_lun_on_the_new_node():
     state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
     ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg4")])
     assert ops == [("--mode", "logicalunit", "--op", "delete", "--tid", "1000", "--lun", "1"),
+                   tgtplan.reset_op(IQN, 1, Hctl(7, 0, 6, 0), "/dev/sg4"),
                    ("--mode", "logicalunit", "--op", "new", "--tid", "1000", "--lun", "1",
                     "--bstype", "sg", "--device-type", "pt", "--backing-store", "/dev/sg4")]
     simulate(state, ops)
@@ -233,7 +242,7 @@ def test_same_path_held_stale_is_re_added():
     state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
     state.stale = {"/dev/sg1"}
     ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg1")])
-    assert [op[3] for op in ops] == ["delete", "new"]
+    assert verbs(ops) == ["delete", "reset", "new"]
 
 
 def test_absent_keep_leaves_the_lun_and_remove_deletes_it():
@@ -247,7 +256,7 @@ def test_absent_keep_leaves_the_lun_and_remove_deletes_it():
     simulate(state, ops)
     assert plan(state, [], absent="remove") == ([], [])
     ops, _ = plan(state, [tape("2:0:6:0", "/dev/sg2")], absent="remove")
-    assert [op[3] for op in ops] == ["new"]
+    assert verbs(ops) == ["reset", "new"]
 
 
 def test_absent_keep_deletes_a_lun_held_on_a_dead_node_and_re_adds_on_return():
@@ -263,7 +272,7 @@ def test_absent_keep_deletes_a_lun_held_on_a_dead_node_and_re_adds_on_return():
     state.stale = set()
     assert tgtplan.plan_ops(state, desired) == ([], [])
     ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg3")])
-    assert [op[3] for op in ops] == ["new"]
+    assert verbs(ops) == ["reset", "new"]
 
 
 def test_acl_changes_unbind_before_bind():
@@ -362,7 +371,7 @@ def test_a_node_udev_has_not_made_yet_is_not_added():
     assert notes == ["LUN 1 of %s: /dev/sg4 has no device node yet" % IQN]
     simulate(state, ops)
     ops, _ = tgtplan.plan_ops(state, desired_state(config(), [tape("7:0:6:0", "/dev/sg4")]))
-    assert [op[3] for op in ops] == ["new"]
+    assert verbs(ops) == ["reset", "new"]
 
 
 def test_planning_is_pure_the_same_state_twice_gives_the_same_plan():
@@ -402,3 +411,92 @@ def test_a_squatted_lun_is_deleted_and_its_address_remembered():
     ops, _ = tgtplan.plan_ops(state, desired)
     assert ops == [("--mode", "logicalunit", "--op", "delete", "--tid", "1000", "--lun", "1")]
     assert not any("/dev/sg5" in op for op in ops)
+
+
+def _resets_before_creations(ops):
+    """Check each LU creation directly follows the reset of its own device."""
+    for index, op in enumerate(ops):
+        if op[:4] == ("--mode", "logicalunit", "--op", "new"):
+            path = tgtplan.op_value(op, "--backing-store")
+            assert index and ops[index - 1][0] == tgtplan.RESET, ops
+            assert tgtplan.op_value(ops[index - 1], "--backing-store") == path
+            assert tgtplan.op_value(ops[index - 1], "--lun") == tgtplan.op_value(op, "--lun")
+    return [op for op in ops if op[0] == tgtplan.RESET]
+
+
+def test_every_lu_creation_is_preceded_by_a_reset_of_the_device_it_exports():
+    state = tgtshow.TgtState()
+    ops, _ = plan(state, [tape()])
+    assert _resets_before_creations(ops) == [tgtplan.reset_op(IQN, 1, Hctl(1, 0, 6, 0),
+                                                               "/dev/sg1")]
+    simulate(state, ops)
+    # renumbered: the new address and node are the ones reset, after the delete
+    ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg4")])
+    assert verbs(ops) == ["delete", "reset", "new"]
+    assert _resets_before_creations(ops) == [tgtplan.reset_op(IQN, 1, Hctl(7, 0, 6, 0),
+                                                               "/dev/sg4")]
+    simulate(state, ops)
+    # the same sg name, a new kernel object behind it (tgtd holds the old one)
+    state.stale = {"/dev/sg4"}
+    ops, _ = plan(state, [tape("7:0:6:0", "/dev/sg4")])
+    assert len(_resets_before_creations(ops)) == 1 and verbs(ops)[0] == "delete"
+
+
+def test_nothing_but_an_lu_creation_resets_a_drive():
+    """A drive may be mid-backup: an ACL, CHAP, adoption or unchanged LUN never resets."""
+    state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
+    cases = [plan(state, [tape()]),
+             plan(state, [tape()], initiators=("192.0.2.7/32",), iqns=()),
+             plan(state, [tape()], chap=True),
+             plan(state, [], absent="keep")]
+    adopted = parsed()
+    adopted.targets[1000].luns[0].scsi_id = "IET     03e80000"  # by hand, not marked yet
+    cases.append(plan(adopted, [tape()]))
+    dead = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
+    dead.stale = {"/dev/sg1"}
+    cases.append(tgtplan.plan_ops(dead, desired_state(config(), [], {(IQN, 1): Hctl(
+        1, 0, 6, 0)})))
+    cases.append(tgtplan.plan_ops(state, desired_state(config(), [replace(
+        tape("7:0:6:0", "/dev/sg4"), unready=("/dev/sg4",))])))
+    for ops, _notes in cases:
+        assert not any(op[0] == tgtplan.RESET for op in ops), ops
+    assert any(op[3] == "update" for op in cases[4][0])  # the adoption itself ran
+
+
+def test_a_library_renumbering_resets_only_the_drive_that_moved():
+    cfg = builders.config(builders.export(
+        name="library0", luns=[(1, "serial", "CH1"), (2, "serial", "D1"),
+                               (3, "serial", "D2")], initiators=("192.0.2.0/24",)),
+        backend="tgt")
+    devices = [builders.tape("2:0:0:0", serial="CH1", kind=8, sg="/dev/sg2"),
+               builders.tape("2:0:1:0", serial="D1", sg="/dev/sg3"),
+               builders.tape("2:0:2:0", serial="D2", sg="/dev/sg4")]
+    state = tgtshow.TgtState()
+    ops, _ = tgtplan.plan_ops(state, desired_state(cfg, devices))
+    assert [tgtplan.op_value(op, "--hctl") for op in _resets_before_creations(ops)] == [
+        "2:0:0:0", "2:0:1:0", "2:0:2:0"]
+    simulate(state, ops)
+    moved = devices[:2] + [builders.tape("5:0:0:0", serial="D2", sg="/dev/sg5")]
+    ops, _ = tgtplan.plan_ops(state, desired_state(cfg, moved,
+                                                   tgtplan.previous(state, {}, {})))
+    assert _resets_before_creations(ops) == [
+        tgtplan.reset_op(IQN, 3, Hctl(5, 0, 0, 0), "/dev/sg5")]
+    assert verbs(ops) == ["delete", "reset", "new"]
+
+
+def test_a_reset_reads_as_what_it_does():
+    op = tgtplan.reset_op(IQN, 2, Hctl(3, 0, 1, 0), "/dev/sg7")
+    assert tgtplan.describe(op) == (
+        "reset the logical unit 3:0:1:0 (/dev/sg7, no escalation) before exporting it "
+        "as LUN 2 of %s" % IQN)
+    assert tgtplan.needs_secret(op) is None
+
+
+def test_the_snapshot_shows_a_reset_only_for_luns_that_hold_the_reset_device():
+    state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
+    detail = tgtplan.TgtDetail(state, {"/dev/sg1": Hctl(1, 0, 6, 0)},
+                               resets={(IQN, 1): 1700000000.5})
+    lun = tgtplan.snapshot(detail, {IQN}).targets[IQN].luns[1]
+    assert (lun.reset_at, lun.reset_scope) == (1700000000.5, "drive")
+    lun = tgtplan.snapshot(replace(detail, resets={}), {IQN}).targets[IQN].luns[1]
+    assert (lun.reset_at, lun.reset_scope) == (None, "")

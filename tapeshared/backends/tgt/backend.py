@@ -1,12 +1,15 @@
-"""tgt backend adapter: tgtadm show/run, tgtd's open files, a small memory file.
+"""tgt backend adapter: tgtadm show/run, tgtd's open files, a memory file, drive resets.
 
 Observed afresh each pass: targets, LUNs, ACLs and account bindings from
 `tgtadm --op show`, and which backing paths tgtd holds stale (its open file
 under /proc/PID/fd is no longer the node the path names: deleted, or the name
 now belongs to another device). tgtd cannot tell two things, so they are kept in
 STATE_DIR/tgt.json (schema 1): the address each LUN had (for absent = keep once
-the device is gone) and a salted PBKDF2 of each CHAP secret we set (passwords
-cannot be read back). Losing that file only costs one account re-creation.
+the device is gone), a salted PBKDF2 of each CHAP secret we set (passwords
+cannot be read back), and when each LUN's device was reset before tgtd exported
+it (with the kernel object reset, so `status` shows it only while the LUN still
+holds that device). Losing that file only costs one account re-creation and
+the reset times.
 """
 
 import binascii
@@ -20,11 +23,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, 
 from tapeshared.backends import common
 from tapeshared.backends.tgt import plan as tgt_plan
 from tapeshared.backends.tgt import show
-from tapeshared.backends.tgt.plan import TgtDetail, TgtSettings
+from tapeshared.backends.tgt.plan import RESET, TgtDetail, TgtSettings, op_value
 from tapeshared.core.errors import CommandError, TransientError, VerifyError
 from tapeshared.core.model import Chap, DesiredState, Hctl
 from tapeshared.core.plan import Plan
 from tapeshared.host.atomicfile import read_bytes, write_if_changed
+from tapeshared.host.drivereset import DriveReset, node_address
 from tapeshared.host.lock import make_dir
 from tapeshared.host.runner import Runner
 
@@ -75,11 +79,15 @@ class TgtBackend:
     name = "tgt"
 
     def __init__(self, settings: TgtSettings, runner: Runner,
-                 sleep: Callable[[float], object] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep,
+                 drive: Optional[DriveReset] = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.tgtadm = settings.tgtadm
         self.runner = runner
         self.sleep = sleep
+        self.drive = drive if drive is not None else DriveReset(settings.sysfs)
+        self.clock = clock
         self.memory_path = os.path.join(settings.state_dir, "tgt.json")
 
     def _adm(self, op: Tuple[str, ...]) -> Tuple[str, ...]:
@@ -111,7 +119,8 @@ class TgtBackend:
             except ValueError:
                 continue
         resolve = {p: h for p, h in ((p, self._resolve(p)) for p in paths) if h}
-        detail = TgtDetail(state, resolve, remembered, memory["accounts"])
+        detail = TgtDetail(state, resolve, remembered, memory["accounts"],
+                           self._resets_held(state, memory["resets"]))
         return tgt_plan.snapshot(detail, set(managed))
 
     def _tgtd_pids(self) -> List[str]:
@@ -162,17 +171,29 @@ class TgtBackend:
                     continue
         return found
 
-    def _resolve(self, path: str) -> Optional[Hctl]:
-        """The SCSI address behind an sg or bsg node now, from sysfs."""
-        base = os.path.basename(path)
-        for link in ("class/scsi_generic/%s/device" % base, "class/bsg/%s/device" % base):
+    def _resets_held(self, state: show.TgtState, resets: Mapping[str, Any]
+                     ) -> Dict[Tuple[str, int], float]:
+        """(iqn, LUN) -> reset time, for LUNs that still hold the device reset."""
+        found = {}
+        for key, record in resets.items():
+            iqn, _sep, number = key.rpartition(" ")
+            target = state.by_iqn(iqn)
             try:
-                return Hctl.parse(os.path.basename(os.readlink(
-                    os.path.join(self.settings.sysfs, link))))
-            except (OSError, ValueError):
-                continue
-        # a regular file (the host tier's rdwr LUNs): it is what it names
-        return None
+                lun = target.luns.get(int(number)) if target is not None else None
+                hctl = Hctl.parse(str(record["hctl"]))
+                at = float(record["at"])
+                path, held = str(record["path"]), str(record["instance"])
+            except (KeyError, TypeError, ValueError):
+                continue  # a hand-edited or older record: no reset on record
+            if lun is not None and lun.path == path and path not in state.stale and \
+                    self.drive.holds(path, hctl, held):
+                found[(iqn, int(number))] = at
+        return found
+
+    def _resolve(self, path: str) -> Optional[Hctl]:
+        """The SCSI address behind an sg or bsg node now, from sysfs (None for
+        a regular file: the host tier's rdwr LUNs are what they name)."""
+        return node_address(path, self.settings.sysfs)
 
     def _memory(self) -> Dict[str, Any]:
         data = read_bytes(self.memory_path)
@@ -185,7 +206,10 @@ class TgtBackend:
             loaded = {}
         accounts = {user: fp for user, fp in dict(loaded.get("accounts") or {}).items()
                     if isinstance(fp, dict)}
-        return {"schema": 1, "luns": dict(loaded.get("luns") or {}), "accounts": accounts}
+        resets = {key: r for key, r in dict(loaded.get("resets") or {}).items()
+                  if isinstance(r, dict)}
+        return {"schema": 1, "luns": dict(loaded.get("luns") or {}), "accounts": accounts,
+                "resets": resets}
 
     def _save(self, memory: Dict[str, Any]) -> None:
         make_dir(self.settings.state_dir, "tgt state directory")
@@ -227,13 +251,43 @@ class TgtBackend:
                 return  # already gone: the goal is reached
             raise
 
+    def _reset(self, op: Tuple[str, ...], memory: Dict[str, Any]) -> None:
+        """Reset the device a LUN is about to export; remember when and which one."""
+        hctl, path = Hctl.parse(op_value(op, "--hctl")), op_value(op, "--backing-store")
+        held = self.drive.reset(hctl, path)
+        log.info("reset the logical unit %s (%s) before exporting it as LUN %s of %s",
+                 hctl, path, op_value(op, "--lun"), op_value(op, "--targetname"))
+        memory["resets"]["%s %s" % (op_value(op, "--targetname"), op_value(op, "--lun"))] = {
+            "at": self.clock(), "hctl": str(hctl), "path": path, "instance": held}
+
     def apply(self, plan: Plan, desired: DesiredState) -> List[str]:
-        """Run the tgtadm operations in order, remember what tgtd cannot show, verify."""
+        """Run the operations in order, remember what tgtd cannot show, verify.
+
+        A device whose reset fails is not exported (its LU creation is skipped,
+        the initiator keeps seeing no drive there); the other operations still
+        run, and the failure is raised afterwards as a TransientError, so the
+        next pass resets and exports it again.
+        """
         actions = []
         chaps = _chaps(desired)
         memory = self._memory()
+        unreset: Set[str] = set()  # backing paths whose reset failed
+        failed: List[str] = []
         try:
             for op in plan.ops:
+                if op[0] == RESET:
+                    try:
+                        self._reset(op, memory)
+                    except TransientError as exc:
+                        log.error("%s", exc)
+                        failed.append(str(exc))
+                        unreset.add(op_value(op, "--backing-store"))
+                        continue
+                    actions.append(tgt_plan.describe(op))
+                    continue
+                if op[:4] == ("--mode", "logicalunit", "--op", "new") and \
+                        op_value(op, "--backing-store") in unreset:
+                    continue  # never export a drive whose position was not reset
                 self._run(op, chaps)
                 actions.append("ran " + tgt_plan.describe(op, self.tgtadm))
                 user = op[op.index("--user") + 1] if op[:2] == ("--mode", "account") \
@@ -249,7 +303,13 @@ class TgtBackend:
             memory["luns"] = dict(("%s %d" % (t.iqn, lun.lun), str(lun.hctl or lun.last))
                                   for t in desired.targets for lun in t.luns
                                   if lun.hctl is not None or lun.last is not None)
+            configured = set("%s %d" % (t.iqn, lun.lun) for t in desired.targets
+                             for lun in t.luns)
+            memory["resets"] = {key: record for key, record in memory["resets"].items()
+                                if key in configured}
             self._save(memory)
+        if failed:
+            raise TransientError("; ".join(failed))
         if plan.ops:
             left, _notes = self._ops(self.observe(tuple(t.iqn for t in desired.targets)),
                                      desired)

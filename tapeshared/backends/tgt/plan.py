@@ -13,6 +13,12 @@ Rules (see also tgt.py):
 - A LUN is re-added (delete, new) when its backing path differs from the
   device's sg node now, or when tgtd's open file behind that path is no longer
   the node the path names (`stale`: a reused name after renumbering).
+- Every LU creation is preceded by a reset of the device it exports (RESET op,
+  run by the adapter, not by tgtadm): after the old LUN is deleted, before
+  tgtd opens the node, so the drive's own unit attention (29h) reaches the
+  first initiator command and st forgets a position the drive no longer has.
+  Nothing else resets: an unchanged LUN, a new ACL, a CHAP change or an
+  adopted target never touches a drive that may be mid-backup.
 - absent = keep cannot keep a tgt LUN whose device is gone: tgtd holds the
   dead sg node, fails every command (Hardware Error) and busy-loops on the
   node's fd. Such a LUN is deleted at once and added again when the device
@@ -33,7 +39,8 @@ from tapeshared.core.errors import ConfigError
 from tapeshared.core.model import DesiredState, Hctl, TargetState
 
 TID_BASE = 1000
-Op = Tuple[str, ...]  # tgtadm arguments after `--lld iscsi`
+Op = Tuple[str, ...]  # tgtadm arguments after `--lld iscsi`, or a RESET op
+RESET = "reset"  # (RESET, --targetname, IQN, --lun, N, --hctl, H:C:T:L, --backing-store, P)
 
 
 def is_address(entry: str) -> bool:
@@ -89,6 +96,8 @@ class TgtDetail:
     resolve: Mapping[str, Hctl] = field(default_factory=dict)  # node path -> address now
     remembered: Mapping[Tuple[str, int], Hctl] = field(default_factory=dict)
     accounts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # user -> fp
+    # (iqn, LUN) -> when the device it holds now was reset before it was exported
+    resets: Mapping[Tuple[str, int], float] = field(default_factory=dict)
 
 
 def unready(desired: DesiredState, bstype: str) -> Set[str]:
@@ -105,6 +114,14 @@ def unready(desired: DesiredState, bstype: str) -> Set[str]:
     return found
 
 
+def live_lun(detail: TgtDetail, iqn: str, number: int, path: str) -> common.LiveLun:
+    """One LUN as tgtd holds it; the drive's reset when it still holds that device."""
+    stale = path in detail.state.stale
+    reset_at = detail.resets.get((iqn, number))
+    return common.LiveLun(None if stale else detail.resolve.get(path), not stale, path,
+                          reset_at=reset_at, reset_scope="" if reset_at is None else "drive")
+
+
 def snapshot(detail: TgtDetail, managed: AbstractSet[str], down: str = "") -> common.Snapshot:
     """The common view: our or managed targets, LUNs (not tgt's LUN 0) by address."""
     state = detail.state
@@ -112,9 +129,7 @@ def snapshot(detail: TgtDetail, managed: AbstractSet[str], down: str = "") -> co
     for target in state.targets.values():
         if not (target.ours or target.iqn in managed):
             continue
-        luns = {number: common.LiveLun(None if lun.path in state.stale
-                                       else detail.resolve.get(lun.path),
-                                       lun.path not in state.stale, lun.path)
+        luns = {number: live_lun(detail, target.iqn, number, lun.path)
                 for number, lun in target.luns.items() if number}
         targets[target.iqn] = common.LiveTarget(target.iqn, True, luns,
                                                 tuple(target.sessions))
@@ -241,7 +256,8 @@ class _Planner:
             if now is not None:
                 self.ops.append(("--mode", "logicalunit", "--op", "delete") + tid + (
                     "--lun", str(lun.lun)))
-            if lun.status == "present" and path:
+            if lun.status == "present" and path and lun.hctl is not None:
+                self.ops.append(reset_op(want.iqn, lun.lun, lun.hctl, path))
                 self.ops.append(("--mode", "logicalunit", "--op", "new") + tid + (
                     "--lun", str(lun.lun), "--bstype", self.bstype, "--device-type",
                     self.device_type, "--backing-store", path))
@@ -274,6 +290,17 @@ def plan_ops(state: TgtState, desired: DesiredState, fresh: AbstractSet[str] = f
     return planner.run(), planner.notes
 
 
+def reset_op(iqn: str, lun: int, hctl: Hctl, path: str) -> Op:
+    """The reset of the device at hctl (named by path) before it becomes LUN lun."""
+    return (RESET, "--targetname", iqn, "--lun", str(lun), "--hctl", str(hctl),
+            "--backing-store", path)
+
+
+def op_value(op: Op, flag: str) -> str:
+    """The argument after flag in op ("" when op has no such flag)."""
+    return op[op.index(flag) + 1] if flag in op else ""
+
+
 def needs_secret(op: Op) -> Optional[str]:
     """The user whose password must be added to this op (account creation), or None."""
     if op[:4] == ("--mode", "account", "--op", "new"):
@@ -283,5 +310,9 @@ def needs_secret(op: Op) -> Optional[str]:
 
 def describe(op: Op, prefix: Tuple[str, ...] = ("tgtadm",)) -> str:
     """An operation as the command line a person reads; the password masked."""
+    if op[0] == RESET:
+        return "reset the logical unit %s (%s, no escalation) before exporting it as " \
+            "LUN %s of %s" % (op_value(op, "--hctl"), op_value(op, "--backing-store"),
+                              op_value(op, "--lun"), op_value(op, "--targetname"))
     extra = ("--password", "********") if needs_secret(op) else ()
     return " ".join(prefix + ("--lld", "iscsi") + op + extra)
