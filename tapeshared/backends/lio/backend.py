@@ -14,12 +14,16 @@ from tapeshared.backends.lio.state import LioSettings, LioState, Op
 from tapeshared.core.errors import TransientError, VerifyError
 from tapeshared.core.model import DesiredState, Hctl, Session
 from tapeshared.core.plan import Plan
+from tapeshared.host import scsireset
 
 log = logging.getLogger(__name__)
 _LUN_DIR = re.compile(r"\Alun_([0-9]+)\Z")
 _ADDRESS = re.compile(r"^\s*Address (\S+) ", re.MULTILINE)
 _AUTH_KEYS = ("userid", "password", "userid_mutual", "password_mutual")
-_ALIAS = re.compile(r"\Atapeshared sysfs-ino=([0-9]+)\Z")
+# what a backstore's alias records: the device instance enable bound, and when
+# (and for whom) that device was reset before any initiator could reach it
+_ALIAS = re.compile(r"\Atapeshared sysfs-ino=([0-9]+)"
+                    r"(?: reset=([0-9]+(?:\.[0-9]+)?) scope=(drive|target))?\Z")
 _ATTRIBS = ("generate_node_acls", "demo_mode_write_protect", "cache_dynamic_acls",
             "authentication")
 
@@ -61,10 +65,14 @@ class LioBackend:
     name = "lio"
 
     def __init__(self, settings: LioSettings,
-                 sleep: Callable[[float], object] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep,
+                 reset: Callable[..., object] = scsireset.reset_lu,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.root = settings.lio_root
         self.sleep = sleep
+        self.reset = reset
+        self.clock = clock
 
     def _p(self, rel: str) -> str:
         return os.path.join(self.root, rel)
@@ -108,10 +116,13 @@ class LioBackend:
                     bound = lio_state.bound_address(_read(self._p(base + "info")))
                     # bound elsewhere than its name says: not ours to trust
                     moved = bound is not None and bound != lio_state.hctl_of(name)
+                    mark = _ALIAS.search(_read(self._p(base + "alias")))
                     state.backstores[name] = lio_state.Backstore(
                         hba, name, enabled=enabled and not moved and not self._stale(
                             hba, name), bound=bound,
-                        udev_path=_read(self._p(base + "udev_path")))
+                        udev_path=_read(self._p(base + "udev_path")),
+                        reset_at=float(mark.group(2)) if mark and mark.group(2) else None,
+                        reset_scope=mark.group(3) or "" if mark else "")
         for iqn in _dirs(self._p("iscsi")):
             if iqn in managed:
                 state.targets[iqn] = self._target(iqn)
@@ -129,13 +140,24 @@ class LioBackend:
         return lio_state.snapshot(self._state(managed), down)
 
     def _sysfs_id(self, hctl: Hctl) -> Optional[str]:
-        """Which kernel object holds the address now: its sysfs directory's inode
-        (kernfs numbers each new node afresh), None when the address is empty."""
-        try:
-            return str(os.stat(os.path.join(self.settings.sysfs_devices,
-                                            str(hctl))).st_ino)
-        except OSError:
-            return None
+        return scsireset.instance(hctl, self.settings.sysfs_devices)
+
+    def _reset(self, path: str) -> None:
+        """Reset the device a backstore of ours bound, then record it in its alias.
+
+        Only the instance enable bound (its alias) is reset; a backstore without
+        that record, or whose address now holds another object, is refused.
+        """
+        name = path.rsplit("/", 1)[-1]
+        hctl = lio_state.hctl_of(name)
+        mark = _ALIAS.search(_read(self._p(path + "/alias")))
+        if hctl is None or mark is None:
+            raise TransientError("configfs: %s does not record which device it bound; "
+                                 "not reset, not mapped" % path)
+        self.reset(hctl, mark.group(1), sysfs_devices=self.settings.sysfs_devices)
+        with open(self._p(path + "/alias"), "w") as handle:
+            handle.write("tapeshared sysfs-ino=%s reset=%.3f scope=drive" % (
+                mark.group(1), self.clock()))
 
     def _stale(self, hba: str, name: str) -> bool:
         """Bound to a device that is gone while a newer one holds its address.
@@ -182,6 +204,8 @@ class LioBackend:
         elif kind == "write":
             with open(self._p(op[1]), "w") as handle:
                 handle.write(op[2])
+        elif kind == "reset":
+            self._reset(op[1])
         else:
             raise ValueError("unknown configfs operation %r" % (kind,))
 
