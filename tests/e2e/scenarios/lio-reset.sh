@@ -23,7 +23,7 @@ WRITER=$(dirname "$0")/../tapewriter.py
 
 # drive_block SG: the first block location READ POSITION reports on the local drive.
 drive_block() {
-    sg_raw -r 20 "$1" 34 00 00 00 00 00 00 00 00 00 2>/dev/null | python3 -c '
+    sg_raw -r 20 "$1" 34 00 00 00 00 00 00 00 00 00 2>&1 | python3 -c '
 import sys
 data = []
 for line in sys.stdin:
