@@ -8,6 +8,7 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from tapeshared.backends import common
+from tapeshared.backends.lio import loopreset
 from tapeshared.backends.lio import plan as lio_plan
 from tapeshared.backends.lio import state as lio_state
 from tapeshared.backends.lio.state import LioSettings, LioState, Op
@@ -67,12 +68,14 @@ class LioBackend:
     def __init__(self, settings: LioSettings,
                  sleep: Callable[[float], object] = time.sleep,
                  reset: Callable[..., object] = scsireset.reset_lu,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 tur: Callable[..., object] = scsireset.test_unit_ready) -> None:
         self.settings = settings
         self.root = settings.lio_root
         self.sleep = sleep
         self.reset = reset
         self.clock = clock
+        self.tur = tur
 
     def _p(self, rel: str) -> str:
         return os.path.join(self.root, rel)
@@ -104,7 +107,7 @@ class LioBackend:
 
     def _state(self, managed: Sequence[str]) -> LioState:
         """Our backstores, every HBA name, and the managed (or ours-linked) targets."""
-        state = LioState()
+        state = LioState(loopbacks=set(loopreset.leftovers(self.root)))
         for hba in _dirs(self._p("core")):
             if not hba.startswith("pscsi_"):
                 continue
@@ -173,6 +176,32 @@ class LioBackend:
         now = self._sysfs_id(hctl)
         return now is not None and now != found.group(1)
 
+    def _lun_reset(self, path: str) -> None:
+        """Tell every initiator nexus of a just-mapped backstore (see loopreset).
+
+        The mapping is made already, so a failure here is a warning, not a failed
+        apply: the drive's own unit attention still reaches the first initiator
+        command, and `status` shows that only that one was told.
+        """
+        try:
+            loopreset.lun_reset(self.root, path, self.reset,
+                                sysfs_devices=self.settings.sysfs_devices, sleep=self.sleep)
+        except TransientError as exc:
+            log.warning("%s; only the first initiator command learns of the reset of "
+                        "%s", exc, path)
+            return
+        mark = _ALIAS.search(_read(self._p(path + "/alias")))
+        hctl = lio_state.hctl_of(path.rsplit("/", 1)[-1])
+        if mark is None or hctl is None:
+            return
+        try:  # the drive's own UA was for one nexus only: every one has LIO's now
+            self.tur(hctl, mark.group(1), sysfs_devices=self.settings.sysfs_devices)
+        except TransientError as exc:
+            log.debug("after the LUN reset of %s: %s", path, exc)
+        with open(self._p(path + "/alias"), "w") as handle:
+            handle.write("tapeshared sysfs-ino=%s reset=%s scope=target" % (
+                mark.group(1), mark.group(2) or "%.3f" % self.clock()))
+
     def plan(self, snapshot: common.Snapshot, desired: DesiredState) -> Plan:
         assert isinstance(snapshot.detail, LioState)
         ops = lio_plan.plan_ops(snapshot.detail, desired, self.settings.port)
@@ -206,6 +235,10 @@ class LioBackend:
                 handle.write(op[2])
         elif kind == "reset":
             self._reset(op[1])
+        elif kind == "lunreset":
+            self._lun_reset(op[1])
+        elif kind == "unloop":
+            loopreset.teardown(self.root, op[1])
         else:
             raise ValueError("unknown configfs operation %r" % (kind,))
 

@@ -50,6 +50,7 @@ class _Planner:
         self.ops: List[Op] = []
         self.hbas = set(state.hbas)
         self.fresh = set()  # type: set  # backstores this plan binds
+        self.resets: List[str] = []  # backstores this plan resets, in order
         self.reached = set()  # type: set  # backstores an initiator can reach
 
     def new_hba(self) -> str:
@@ -125,7 +126,11 @@ class _Planner:
             self.ops += [("mkdir", "%s/lun/lun_%d" % (tpg, number)),
                          ("symlink", store.path, "%s/lun/lun_%d/%s" % (tpg, number,
                                                                      store.name))]
+        before = len(self.resets)
         self._acls(target, have, tpg, tpg_lun, stores)
+        if len(target.initiator_iqns) > 1:
+            # the drive's unit attention reaches one nexus: LIO tells them all
+            self.ops += [("lunreset", path) for path in self.resets[before:]]
         if not have.enabled:
             self.ops.append(("write", tpg + "/enable", "1"))
         for number in sorted(set(have.luns) - set(tpg_lun.values())):
@@ -138,6 +143,7 @@ class _Planner:
             return
         if name in self.fresh or store.reset_at is None:
             self.ops.append(("reset", store.path))
+            self.resets.append(store.path)
         self.reached.add(name)
 
     def _acls(self, target: TargetState, have: Target, tpg: str,
@@ -226,6 +232,8 @@ class _Planner:
             self.hbas.discard(store.hba)
 
     def run(self) -> List[Op]:
+        # a loopback target left by a killed LUN reset holds its backstore
+        self.ops += [("unloop", wwn) for wwn in sorted(self.state.loopbacks)]
         self.drop_unusable()
         self.reached = exposed(self.state)
         wanted = self.backstores()
@@ -256,4 +264,8 @@ def describe(op: Op) -> str:
         return "link %s -> %s" % (op[2], op[1])
     if op[0] == "reset":
         return "reset the device of %s (logical-unit reset, no escalation)" % op[1]
+    if op[0] == "lunreset":
+        return "LUN reset of %s inside LIO, so that every initiator is told" % op[1]
+    if op[0] == "unloop":
+        return "remove the leftover loopback target %s" % op[1]
     return "%s %s" % op[:2]

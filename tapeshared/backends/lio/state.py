@@ -15,6 +15,8 @@ _NAME_HCTL = re.compile(r"-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)\Z")
 Op = Tuple[str, ...]  # ("mkdir", path) ("rmdir", path) ("write", path, value)
 #                       ("symlink", target, link) ("unlink", path)
 #                       ("reset", backstore path): reset its device from the host
+#                       ("lunreset", backstore path): a LUN reset inside LIO
+#                       ("unloop", wwn): remove a loopback target of ours
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class LioState:
     backstores: Dict[str, Backstore] = field(default_factory=dict)
     hbas: Set[str] = field(default_factory=set)  # every pscsi HBA, ours or not
     targets: Dict[str, Target] = field(default_factory=dict)  # iqn -> ours only
+    loopbacks: Set[str] = field(default_factory=set)  # our loopback WWNs (leftovers)
 
 
 _INFO_FIELDS = ("Host ID", "Channel ID", "Target ID", "LUN")
