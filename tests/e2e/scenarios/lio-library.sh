@@ -107,6 +107,7 @@ d2=${drives[1]}
 old_store=$(backstore_for "$d2")
 IFS=: read -r h c t l <<< "$d2"
 echo 1 > "/sys/bus/scsi/devices/$d2/delete"
+echo 3 > "$SDEBUG/num_tgts"  # scsi_debug bounds a scan by the current num_tgts
 echo "$c $t $l" > "/sys/class/scsi_host/host$h/scan"
 wait_for 30 test -e "/sys/bus/scsi/devices/$d2" || fail "drive $d2 did not come back"
 repointed() { [ "$(cat "$(backstore_for "$d2")/alias" 2>/dev/null)" != "$(cat "$old_store/alias" 2>/dev/null)" ] && exported "$IQN" "$d2" 2; }
