@@ -21,7 +21,7 @@ import fcntl
 import os
 import stat
 import struct
-from typing import Optional
+from typing import Optional, Tuple
 
 from tapeshared.core.errors import TransientError
 from tapeshared.core.model import Hctl
@@ -45,16 +45,10 @@ def instance(hctl: Hctl, sysfs_devices: str = "/sys/bus/scsi/devices") -> Option
         return None
 
 
-def reset_lu(hctl: Hctl, expect: Optional[str] = None,
-             sysfs_devices: str = "/sys/bus/scsi/devices", dev_dir: str = "/dev") -> str:
-    """Reset the logical unit at hctl (no escalation); returns the sg node used.
-
-    expect: the device instance (see `instance`) that must still hold the
-    address; a different or missing one is refused (TransientError), as is a
-    device without an sg node (the sg module is needed) or a reset the host
-    adapter refuses.
-    """
-    where = "reset of the device at %s" % hctl
+def _open_sg(hctl: Hctl, expect: Optional[str], sysfs_devices: str, dev_dir: str,
+             where: str) -> Tuple[int, str]:
+    """An fd on the sg node sysfs names for the device at hctl, checked to be that
+    character device and (with expect) that device instance."""
     base = os.path.join(sysfs_devices, str(hctl))
     now = instance(hctl, sysfs_devices)
     if now is None:
@@ -81,14 +75,30 @@ def reset_lu(hctl: Hctl, expect: Optional[str] = None,
     except OSError as exc:
         raise TransientError("%s: cannot open %s: %s" % (where, node,
                                                          os.strerror(exc.errno or 0)))
+    info = os.fstat(fd)
+    if not stat.S_ISCHR(info.st_mode) or info.st_rdev != os.makedev(major, minor):
+        os.close(fd)
+        raise TransientError("%s: %s is not the sg device sysfs names (%d:%d); "
+                             "not reset" % (where, node, major, minor))
+    if instance(hctl, sysfs_devices) != now:
+        os.close(fd)
+        raise TransientError("%s: the device changed while it was opened; "
+                             "not reset" % where)
+    return fd, node
+
+
+def reset_lu(hctl: Hctl, expect: Optional[str] = None,
+             sysfs_devices: str = "/sys/bus/scsi/devices", dev_dir: str = "/dev") -> str:
+    """Reset the logical unit at hctl (no escalation); returns the sg node used.
+
+    expect: the device instance (see `instance`) that must still hold the
+    address; a different or missing one is refused (TransientError), as is a
+    device without an sg node (the sg module is needed) or a reset the host
+    adapter refuses.
+    """
+    where = "reset of the device at %s" % hctl
+    fd, node = _open_sg(hctl, expect, sysfs_devices, dev_dir, where)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISCHR(info.st_mode) or info.st_rdev != os.makedev(major, minor):
-            raise TransientError("%s: %s is not the sg device sysfs names (%d:%d); "
-                                 "not reset" % (where, node, major, minor))
-        if instance(hctl, sysfs_devices) != now:
-            raise TransientError("%s: the device changed while it was opened; "
-                                 "not reset" % where)
         try:
             fcntl.ioctl(fd, SG_SCSI_RESET, struct.pack(
                 "i", SG_SCSI_RESET_DEVICE | SG_SCSI_RESET_NO_ESCALATE))
@@ -100,3 +110,36 @@ def reset_lu(hctl: Hctl, expect: Optional[str] = None,
     finally:
         os.close(fd)
     return node
+
+
+# struct sg_io_hdr (scsi/sg.h), native layout
+_SG_IO = 0x2285
+_SG_IO_HDR = "iiBBHIPPPIIiPBBBBHHiII"
+
+
+def test_unit_ready(hctl: Hctl, expect: Optional[str] = None,
+                    sysfs_devices: str = "/sys/bus/scsi/devices",
+                    dev_dir: str = "/dev") -> bool:
+    """One TEST UNIT READY from the host (no retries): True if GOOD.
+
+    Used once, after a LUN reset inside LIO has told every initiator: it takes
+    the drive's own pending unit attention, so the initiator that would have
+    got it does not get the news twice.
+    """
+    import ctypes
+    where = "TEST UNIT READY of the device at %s" % hctl
+    fd, _node = _open_sg(hctl, expect, sysfs_devices, dev_dir, where)
+    try:
+        cdb = ctypes.create_string_buffer(6)
+        sense = ctypes.create_string_buffer(32)
+        hdr = bytearray(struct.pack(_SG_IO_HDR, ord("S"), -1, 6, 32, 0, 0, 0,
+                                    ctypes.addressof(cdb), ctypes.addressof(sense),
+                                    5000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) + bytes(8))
+        try:
+            fcntl.ioctl(fd, _SG_IO, hdr)
+        except OSError as exc:
+            raise TransientError("%s: %s" % (where, os.strerror(exc.errno or 0)))
+        fields = struct.unpack(_SG_IO_HDR, bytes(hdr[:struct.calcsize(_SG_IO_HDR)]))
+        return fields[13] == 0 and fields[17] == 0 and (fields[18] & 0xF) == 0
+    finally:
+        os.close(fd)

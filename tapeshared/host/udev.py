@@ -190,7 +190,9 @@ def observe(context: Any = None) -> List[Device]:
     found = []
     for device in context.list_devices(subsystem="scsi"):
         item = device_from_udev(device, every=True)
-        if item is not None:
+        # LIO's loopback fabric shows a backstore of this host again (tapeshared's
+        # own LUN reset makes one for a moment): never a device of its own
+        if item is not None and item.transport != "tcm_loopback":
             found.append(item)
     return sorted(found, key=lambda d: d.hctl)
 

@@ -47,7 +47,7 @@ def image(runner):
 # alone. tgt-library stays alone: after tgt-renumber in the same boot it hit
 # I/O errors on tgtd's side now and then.
 GROUPS = (
-    ("lio", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-library",
+    ("lio", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-reset", "lio-library",
              "lio-no-reexport", "lio-restart-reload", "lio-firewall", "lio-squatter")),
     ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset")),
 )

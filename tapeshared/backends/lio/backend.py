@@ -8,18 +8,23 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from tapeshared.backends import common
+from tapeshared.backends.lio import loopreset
 from tapeshared.backends.lio import plan as lio_plan
 from tapeshared.backends.lio import state as lio_state
 from tapeshared.backends.lio.state import LioSettings, LioState, Op
 from tapeshared.core.errors import TransientError, VerifyError
 from tapeshared.core.model import DesiredState, Hctl, Session
 from tapeshared.core.plan import Plan
+from tapeshared.host import scsireset
 
 log = logging.getLogger(__name__)
 _LUN_DIR = re.compile(r"\Alun_([0-9]+)\Z")
 _ADDRESS = re.compile(r"^\s*Address (\S+) ", re.MULTILINE)
 _AUTH_KEYS = ("userid", "password", "userid_mutual", "password_mutual")
-_ALIAS = re.compile(r"\Atapeshared sysfs-ino=([0-9]+)\Z")
+# what a backstore's alias records: the device instance enable bound, and when
+# (and for whom) that device was reset before any initiator could reach it
+_ALIAS = re.compile(r"\Atapeshared sysfs-ino=([0-9]+)"
+                    r"(?: reset=([0-9]+(?:\.[0-9]+)?) scope=(drive|target))?\Z")
 _ATTRIBS = ("generate_node_acls", "demo_mode_write_protect", "cache_dynamic_acls",
             "authentication")
 
@@ -61,10 +66,16 @@ class LioBackend:
     name = "lio"
 
     def __init__(self, settings: LioSettings,
-                 sleep: Callable[[float], object] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep,
+                 reset: Callable[..., object] = scsireset.reset_lu,
+                 clock: Callable[[], float] = time.time,
+                 tur: Callable[..., object] = scsireset.test_unit_ready) -> None:
         self.settings = settings
         self.root = settings.lio_root
         self.sleep = sleep
+        self.reset = reset
+        self.clock = clock
+        self.tur = tur
 
     def _p(self, rel: str) -> str:
         return os.path.join(self.root, rel)
@@ -96,7 +107,7 @@ class LioBackend:
 
     def _state(self, managed: Sequence[str]) -> LioState:
         """Our backstores, every HBA name, and the managed (or ours-linked) targets."""
-        state = LioState()
+        state = LioState(loopbacks=set(loopreset.leftovers(self.root)))
         for hba in _dirs(self._p("core")):
             if not hba.startswith("pscsi_"):
                 continue
@@ -108,10 +119,13 @@ class LioBackend:
                     bound = lio_state.bound_address(_read(self._p(base + "info")))
                     # bound elsewhere than its name says: not ours to trust
                     moved = bound is not None and bound != lio_state.hctl_of(name)
+                    mark = _ALIAS.search(_read(self._p(base + "alias")))
                     state.backstores[name] = lio_state.Backstore(
                         hba, name, enabled=enabled and not moved and not self._stale(
                             hba, name), bound=bound,
-                        udev_path=_read(self._p(base + "udev_path")))
+                        udev_path=_read(self._p(base + "udev_path")),
+                        reset_at=float(mark.group(2)) if mark and mark.group(2) else None,
+                        reset_scope=mark.group(3) or "" if mark else "")
         for iqn in _dirs(self._p("iscsi")):
             if iqn in managed:
                 state.targets[iqn] = self._target(iqn)
@@ -129,13 +143,24 @@ class LioBackend:
         return lio_state.snapshot(self._state(managed), down)
 
     def _sysfs_id(self, hctl: Hctl) -> Optional[str]:
-        """Which kernel object holds the address now: its sysfs directory's inode
-        (kernfs numbers each new node afresh), None when the address is empty."""
-        try:
-            return str(os.stat(os.path.join(self.settings.sysfs_devices,
-                                            str(hctl))).st_ino)
-        except OSError:
-            return None
+        return scsireset.instance(hctl, self.settings.sysfs_devices)
+
+    def _reset(self, path: str) -> None:
+        """Reset the device a backstore of ours bound, then record it in its alias.
+
+        Only the instance enable bound (its alias) is reset; a backstore without
+        that record, or whose address now holds another object, is refused.
+        """
+        name = path.rsplit("/", 1)[-1]
+        hctl = lio_state.hctl_of(name)
+        mark = _ALIAS.search(_read(self._p(path + "/alias")))
+        if hctl is None or mark is None:
+            raise TransientError("configfs: %s does not record which device it bound; "
+                                 "not reset, not mapped" % path)
+        self.reset(hctl, mark.group(1), sysfs_devices=self.settings.sysfs_devices)
+        with open(self._p(path + "/alias"), "w") as handle:
+            handle.write("tapeshared sysfs-ino=%s reset=%.3f scope=drive" % (
+                mark.group(1), self.clock()))
 
     def _stale(self, hba: str, name: str) -> bool:
         """Bound to a device that is gone while a newer one holds its address.
@@ -150,6 +175,32 @@ class LioBackend:
             return False
         now = self._sysfs_id(hctl)
         return now is not None and now != found.group(1)
+
+    def _lun_reset(self, path: str) -> None:
+        """Tell every initiator nexus of a just-mapped backstore (see loopreset).
+
+        The mapping is made already, so a failure here is a warning, not a failed
+        apply: the drive's own unit attention still reaches the first initiator
+        command, and `status` shows that only that one was told.
+        """
+        try:
+            loopreset.lun_reset(self.root, path, self.reset,
+                                sysfs_devices=self.settings.sysfs_devices, sleep=self.sleep)
+        except TransientError as exc:
+            log.warning("%s; only the first initiator command learns of the reset of "
+                        "%s", exc, path)
+            return
+        mark = _ALIAS.search(_read(self._p(path + "/alias")))
+        hctl = lio_state.hctl_of(path.rsplit("/", 1)[-1])
+        if mark is None or hctl is None:
+            return
+        try:  # the drive's own UA was for one nexus only: every one has LIO's now
+            self.tur(hctl, mark.group(1), sysfs_devices=self.settings.sysfs_devices)
+        except TransientError as exc:
+            log.debug("after the LUN reset of %s: %s", path, exc)
+        with open(self._p(path + "/alias"), "w") as handle:
+            handle.write("tapeshared sysfs-ino=%s reset=%s scope=target" % (
+                mark.group(1), mark.group(2) or "%.3f" % self.clock()))
 
     def plan(self, snapshot: common.Snapshot, desired: DesiredState) -> Plan:
         assert isinstance(snapshot.detail, LioState)
@@ -182,6 +233,12 @@ class LioBackend:
         elif kind == "write":
             with open(self._p(op[1]), "w") as handle:
                 handle.write(op[2])
+        elif kind == "reset":
+            self._reset(op[1])
+        elif kind == "lunreset":
+            self._lun_reset(op[1])
+        elif kind == "unloop":
+            loopreset.teardown(self.root, op[1])
         else:
             raise ValueError("unknown configfs operation %r" % (kind,))
 

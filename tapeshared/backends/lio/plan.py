@@ -4,6 +4,14 @@ Renumbering follows the measured fast path: the new backstore and a second
 target LUN come up first, each ACL's mapped LUN is swapped to it, and only then
 are the old LUN and backstore removed; initiators need no rescan. Objects are
 ours when named `tapeshared-...` (backstores) or when they are a managed target.
+
+A tape's position is state the initiator keeps. A backstore bound to a device
+instance no initiator has reached yet is reset from the host (`reset`) right
+before the first ACL is mapped to it: the drive then answers the first
+initiator command with UNIT ATTENTION 29h and st forgets its position. Nothing
+an initiator can already reach is ever reset (a new ACL, a CHAP change, an
+upgrade from a version that did not reset), so a backup in progress is never
+disturbed by a configuration change.
 """
 
 import copy
@@ -18,6 +26,7 @@ from tapeshared.backends.lio.state import (
     Op,
     Target,
     backstore_name,
+    exposed,
     held,
     portal_dir,
 )
@@ -40,6 +49,9 @@ class _Planner:
         self.port = port
         self.ops: List[Op] = []
         self.hbas = set(state.hbas)
+        self.fresh = set()  # type: set  # backstores this plan binds
+        self.resets: List[str] = []  # backstores this plan resets, in order
+        self.reached = set()  # type: set  # backstores an initiator can reach
 
     def new_hba(self) -> str:
         used = set(int(h[len("pscsi_"):]) for h in self.hbas
@@ -71,6 +83,7 @@ class _Planner:
                                   lun.device.nst or "/dev/bsg/%s" % hctl),
                                  ("write", store.path + "/enable", "1")]
                     self.state.backstores[name] = store
+                    self.fresh.add(name)
                     wanted[(target.iqn, lun.lun)] = name
         return wanted
 
@@ -96,6 +109,8 @@ class _Planner:
         by_store = {name: number for number, name in have.luns.items() if name}
         used = set(have.luns)
         tpg_lun: Dict[int, int] = {}
+        stores: Dict[int, str] = {number: name for number, name in have.luns.items()
+                                  if name}
         for lun in target.luns:
             name = wanted.get((target.iqn, lun.lun))
             if name is None:
@@ -106,18 +121,33 @@ class _Planner:
             number = common.lowest_free(used, 0)
             used.add(number)
             tpg_lun[lun.lun] = number
+            stores[number] = name
             store = self.state.backstores[name]
             self.ops += [("mkdir", "%s/lun/lun_%d" % (tpg, number)),
                          ("symlink", store.path, "%s/lun/lun_%d/%s" % (tpg, number,
                                                                      store.name))]
-        self._acls(target, have, tpg, tpg_lun)
+        before = len(self.resets)
+        self._acls(target, have, tpg, tpg_lun, stores)
+        if len(target.initiator_iqns) > 1:
+            # the drive's unit attention reaches one nexus: LIO tells them all
+            self.ops += [("lunreset", path) for path in self.resets[before:]]
         if not have.enabled:
             self.ops.append(("write", tpg + "/enable", "1"))
         for number in sorted(set(have.luns) - set(tpg_lun.values())):
             self._drop_tpg_lun(tpg, number, have.luns[number])
 
+    def _reset_before_reach(self, name: Optional[str]) -> None:
+        """Reset a device no initiator has reached yet, once, before it is mapped."""
+        store = self.state.backstores.get(name) if name else None
+        if store is None or name in self.reached:
+            return
+        if name in self.fresh or store.reset_at is None:
+            self.ops.append(("reset", store.path))
+            self.resets.append(store.path)
+        self.reached.add(name)
+
     def _acls(self, target: TargetState, have: Target, tpg: str,
-              tpg_lun: Dict[int, int]) -> None:
+              tpg_lun: Dict[int, int], stores: Dict[int, str]) -> None:
         auth = _auth_values(target.incoming, target.outgoing)
         for iqn in target.initiator_iqns:
             acl = have.acls.get(iqn)
@@ -130,6 +160,8 @@ class _Planner:
                 current = acl.mapped.get(mapped, -1)
                 if current == tpg_lun[mapped]:
                     continue
+                # the reset before the unlink: the old device answers until the swap
+                self._reset_before_reach(stores.get(tpg_lun[mapped]))
                 if mapped in acl.mapped:
                     if current is not None:
                         self.ops.append(("unlink", link))
@@ -200,7 +232,10 @@ class _Planner:
             self.hbas.discard(store.hba)
 
     def run(self) -> List[Op]:
+        # a loopback target left by a killed LUN reset holds its backstore
+        self.ops += [("unloop", wwn) for wwn in sorted(self.state.loopbacks)]
         self.drop_unusable()
+        self.reached = exposed(self.state)
         wanted = self.backstores()
         for target in self.desired.targets:
             self.target(target, wanted)
@@ -227,4 +262,10 @@ def describe(op: Op) -> str:
         return "write %s = %s" % (op[1], op[2])
     if op[0] == "symlink":
         return "link %s -> %s" % (op[2], op[1])
+    if op[0] == "reset":
+        return "reset the device of %s (logical-unit reset, no escalation)" % op[1]
+    if op[0] == "lunreset":
+        return "LUN reset of %s inside LIO, so that every initiator is told" % op[1]
+    if op[0] == "unloop":
+        return "remove the leftover loopback target %s" % op[1]
     return "%s %s" % op[:2]

@@ -14,6 +14,9 @@ _NAME_HCTL = re.compile(r"-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)\Z")
 
 Op = Tuple[str, ...]  # ("mkdir", path) ("rmdir", path) ("write", path, value)
 #                       ("symlink", target, link) ("unlink", path)
+#                       ("reset", backstore path): reset its device from the host
+#                       ("lunreset", backstore path): a LUN reset inside LIO
+#                       ("unloop", wwn): remove a loopback target of ours
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,10 @@ class Backstore:
     enabled: bool = True
     bound: Optional[Hctl] = None  # the address pscsi reports it bound (its `info`)
     udev_path: str = ""  # the node it was given: one of the device's nodes
+    # when its device was reset from the host before any initiator could reach it
+    # (its alias records it; None: never, or bound by an older version)
+    reset_at: Optional[float] = None
+    reset_scope: str = ""  # "drive" | "target" (see common.LiveLun)
 
     @property
     def path(self) -> str:
@@ -60,6 +67,7 @@ class LioState:
     backstores: Dict[str, Backstore] = field(default_factory=dict)
     hbas: Set[str] = field(default_factory=set)  # every pscsi HBA, ours or not
     targets: Dict[str, Target] = field(default_factory=dict)  # iqn -> ours only
+    loopbacks: Set[str] = field(default_factory=set)  # our loopback WWNs (leftovers)
 
 
 _INFO_FIELDS = ("Host ID", "Channel ID", "Target ID", "LUN")
@@ -105,6 +113,18 @@ class LioSettings:
     sysfs_devices: str = "/sys/bus/scsi/devices"
 
 
+def exposed(state: LioState) -> Set[str]:
+    """The backstores some initiator can reach now: mapped by an ACL of a target."""
+    found = set()
+    for target in state.targets.values():
+        for acl in target.acls.values():
+            for tpg_lun in acl.mapped.values():
+                name = target.luns.get(tpg_lun) if tpg_lun is not None else None
+                if name:
+                    found.add(name)
+    return found
+
+
 def previous(state: LioState) -> Dict[Tuple[str, int], Hctl]:
     """(iqn, mapped LUN) -> the address its backstore is bound to."""
     found = {}
@@ -131,8 +151,10 @@ def live_targets(state: LioState) -> Dict[str, common.LiveTarget]:
                 store = state.backstores.get(name)
                 # the address pscsi says it is bound to, else the one its name records
                 bound = store.bound if store is not None and store.bound else hctl_of(name)
-                luns[mapped] = common.LiveLun(bound, store is not None and store.enabled,
-                                              name)
+                luns[mapped] = common.LiveLun(
+                    bound, store is not None and store.enabled, name,
+                    reset_at=store.reset_at if store is not None else None,
+                    reset_scope=store.reset_scope if store is not None else "")
         found[iqn] = common.LiveTarget(iqn, target.enabled, luns, tuple(target.sessions))
     return found
 

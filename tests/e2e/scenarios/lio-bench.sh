@@ -19,13 +19,13 @@ export_and_login "$IQN"
 # dd_rate DEV write|read: MB/s of BLOCKS x 256 KiB (from the rewound tape).
 dd_rate() {
     local out
-    mt -f "$1" rewind
+    mt -f "$1" rewind 2>/dev/null || mt -f "$1" rewind  # a reset drive: the first command reports it
     if [ "$2" = write ]; then
         out=$(dd if=/dev/zero of="$1" bs=256k count="$BLOCKS" 2>&1)
     else
         out=$(dd if="$1" of=/dev/null bs=256k count="$BLOCKS" 2>&1)
     fi
-    mt -f "$1" rewind
+    mt -f "$1" rewind 2>/dev/null || mt -f "$1" rewind  # a reset drive: the first command reports it
     printf '%s\n' "$out" | tail -n1 | sed 's/.*, //'
 }
 lnst=$(node_of "$HCTL" scsi_tape)

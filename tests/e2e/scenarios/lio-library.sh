@@ -93,4 +93,34 @@ print(sum(1 for d in json.load(sys.stdin)["devices"] if d["location"] == "remote
 [ "$scan_remote" = 3 ] || fail "tapeshared scan shows $scan_remote remote devices, not 3"
 pass "tapeshared scan: the 3 LUNs seen back are remote"
 check "nothing to do while the library is seen back (plan exit 0)" ts -c "$TS_CONF" plan
+
+# One drive comes back as a new kernel object at its own address (deleted,
+# host rescanned): only its LUN is re-pointed, and only that LUN reports the
+# reset; the changer and the other drive get no reset unit attention (LIO
+# queues REPORTED LUNS DATA HAS CHANGED on them when a mapping changes).
+declare -A rsg
+for d in $(devices_of iscsi_tcp | sort -t: -k4n); do
+    rsg[${d##*:}]=$(node_of "$d" scsi_generic)
+    lio_py tur "${rsg[${d##*:}]}" >/dev/null || true
+done
+d2=${drives[1]}
+old_store=$(backstore_for "$d2")
+IFS=: read -r h c t l <<< "$d2"
+echo 1 > "/sys/bus/scsi/devices/$d2/delete"
+echo 3 > "$SDEBUG/num_tgts"  # scsi_debug bounds a scan by the current num_tgts
+echo "$c $t $l" > "/sys/class/scsi_host/host$h/scan"
+wait_for 30 test -e "/sys/bus/scsi/devices/$d2" || fail "drive $d2 did not come back"
+repointed() { [ "$(cat "$(backstore_for "$d2")/alias" 2>/dev/null)" != "$(cat "$old_store/alias" 2>/dev/null)" ] && exported "$IQN" "$d2" 2; }
+wait_for 30 repointed || { daemon_log_tail; fail "LUN 2 re-pointed at the new $d2"; }
+pass "drive $d2 back as a new object: LUN 2 re-pointed"
+for n in 0 1 2; do
+    got=$(lio_py tur "${rsg[$n]}" || true)
+    note "LUN $n: first TUR after the re-point: $got"
+    case "$n:$got" in
+        2:*6/29/*) pass "LUN 2 (re-pointed) reports the reset: $got" ;;
+        2:*) fail "LUN 2 was re-pointed but reports no reset: $got" ;;
+        *6/29/*) fail "LUN $n was not re-pointed but reports a reset: $got" ;;
+        *) pass "LUN $n (untouched) reports no reset: $got" ;;
+    esac
+done
 no_daemon_errors
