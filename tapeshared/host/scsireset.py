@@ -87,6 +87,15 @@ def _open_sg(hctl: Hctl, expect: Optional[str], sysfs_devices: str, dev_dir: str
     return fd, node
 
 
+def sg_ready(hctl: Hctl, sysfs_devices: str = "/sys/bus/scsi/devices",
+             dev_dir: str = "/dev") -> str:
+    """The device's sg node, once it can be opened as the node sysfs names
+    (opening an sg node sends nothing to the device); TransientError before."""
+    fd, node = _open_sg(hctl, None, sysfs_devices, dev_dir, "the sg node of %s" % hctl)
+    os.close(fd)
+    return node
+
+
 def reset_lu(hctl: Hctl, expect: Optional[str] = None,
              sysfs_devices: str = "/sys/bus/scsi/devices", dev_dir: str = "/dev") -> str:
     """Reset the logical unit at hctl (no escalation); returns the sg node used.

@@ -165,3 +165,102 @@ def test_a_failed_reset_stops_the_apply_before_the_mapping(tmp_path):
         backend.apply(Plan(ops=ops), desired_state(builders.config(backend="lio"), []))
     assert not os.path.lexists(str(tmp_path / LINK))  # never mapped unreset
     assert "reset=" not in (store / "alias").read_text()
+
+
+# -- several initiators: a LUN reset inside LIO ------------------------------------
+
+def test_several_initiators_get_a_lun_reset_inside_lio_after_every_mapping():
+    cfg = builders.config(builders.export(iqns=(INIT, SECOND)), backend="lio")
+    ops = lioplan.plan_ops(liostate.LioState(), desired_state(cfg, [tape("1:0:6:0")]), 3260)
+    k = keys(ops)
+    (store,) = resets(ops)
+    links = [i for i, key in enumerate(k) if key[0] == "symlink" and "/acls/" in key[1]]
+    # the loopback nexus is probed before the mappings, the reset itself after them
+    assert k.index(("reset", store)) < k.index(("loopup", store)) < links[0] < links[1] \
+        < k.index(("lunreset", store))
+    one = plan(liostate.LioState(), [tape("1:0:6:0")])
+    assert not [op for op in one if op[0] in ("loopup", "lunreset")]
+
+
+def test_a_leftover_loopback_target_is_removed_first():
+    state = simulate(liostate.LioState(), plan(liostate.LioState(), [tape("1:0:6:0")]))
+    state.loopbacks = {"naa.5001405e0badf00d"}
+    assert plan(state, [tape("1:0:6:0")]) == [("unloop", "naa.5001405e0badf00d")]
+
+
+def configfs_rmdir(monkeypatch):
+    """mkdir and rmdir as configfs does them: a loopback tpg comes with its
+    default group `lun` and goes with it and its attributes."""
+    real = os.rmdir
+
+    def rmdir(path, **kwargs):
+        if os.path.basename(path) == "tpgt_1" and not kwargs:
+            for name in os.listdir(path):
+                target = os.path.join(path, name)
+                if name == "lun" and os.path.isdir(target) and not os.listdir(target):
+                    real(target)
+                elif not os.path.isdir(target):
+                    os.unlink(target)
+        real(path, **kwargs)
+
+    made = os.mkdir
+
+    def mkdir(path, *args, **kwargs):
+        made(path, *args, **kwargs)
+        if os.path.basename(path) == "tpgt_1" and "/loopback/" in path:
+            made(os.path.join(path, "lun"))
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def _loop_backend(tmp_path, monkeypatch, calls):
+    from tapeshared.host import loopreset
+    configfs_rmdir(monkeypatch)
+    backend, store, sysfs = _backend(tmp_path, lambda *a, **k: calls.append(("reset",) + a))
+    backend.tur = lambda *a, **k: calls.append(("tur",) + a)
+    path = "core/pscsi_1000/" + NAME
+    backend._do(("write", path + "/enable", "1"))
+    backend._reset(path)
+    monkeypatch.setattr(loopreset, "_device", lambda base, sysfs: builders.Hctl(9, 0, 1, 0))
+    monkeypatch.setattr(loopreset.scsireset, "sg_ready", lambda *a, **k: "/dev/sg9")
+    return backend, store, path
+
+
+def test_the_lun_reset_uses_its_own_loopback_nexus_and_removes_it(tmp_path, monkeypatch):
+    calls = []
+    backend, store, path = _loop_backend(tmp_path, monkeypatch, calls)
+    os.makedirs(str(tmp_path / "loopback"))
+    backend._do(("loopup", path))
+    (wwn,) = os.listdir(str(tmp_path / "loopback"))
+    base = tmp_path / "loopback" / wwn / "tpgt_1"
+    assert wwn.startswith("naa.5001405e") and (base / "nexus").read_text().startswith("naa.")
+    assert os.readlink(str(base / "lun" / "lun_0" / NAME)) == str(tmp_path / path)
+    backend._do(("lunreset", path))
+    assert calls[-2][:2] == ("reset", builders.Hctl(9, 0, 1, 0))  # the loopback device
+    assert calls[-1][:2] == ("tur", builders.Hctl(1, 0, 6, 0))  # the drive's own UA taken
+    assert os.listdir(str(tmp_path / "loopback")) == []
+    assert (store / "alias").read_text().endswith("reset=1234.500 scope=target")
+    assert backend.observe().detail.loopbacks == set()
+
+
+def test_without_tcm_loop_only_the_drive_tells_and_a_warning_says_so(tmp_path, monkeypatch,
+                                                                     caplog):
+    calls = []
+    backend, store, path = _loop_backend(tmp_path, monkeypatch, calls)
+    (tmp_path / "loopback").write_text("")  # no loopback fabric can be made here
+    backend._do(("loopup", path))
+    backend._do(("lunreset", path))
+    assert [c[0] for c in calls] == ["reset"]  # the drive reset only
+    assert (store / "alias").read_text().endswith("scope=drive")
+    assert "only the first initiator command learns of the reset" in caplog.text
+
+
+def test_leftover_loopbacks_are_ours_by_name_only(tmp_path, monkeypatch):
+    from tapeshared.host import loopreset
+    configfs_rmdir(monkeypatch)
+    for name in ("naa.5001405e00000001", "naa.5001405123456789", "fc.0001"):
+        os.makedirs(str(tmp_path / "loopback" / name / "tpgt_1" / "lun" / "lun_0"))
+    assert loopreset.leftovers(str(tmp_path)) == ["naa.5001405e00000001"]
+    loopreset.teardown(str(tmp_path), "naa.5001405e00000001")
+    assert sorted(os.listdir(str(tmp_path / "loopback"))) == ["fc.0001",
+                                                               "naa.5001405123456789"]

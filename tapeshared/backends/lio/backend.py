@@ -8,7 +8,7 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from tapeshared.backends import common
-from tapeshared.backends.lio import loopreset
+from tapeshared.host import loopreset
 from tapeshared.backends.lio import plan as lio_plan
 from tapeshared.backends.lio import state as lio_state
 from tapeshared.backends.lio.state import LioSettings, LioState, Op
@@ -237,6 +237,12 @@ class LioBackend:
             self._reset(op[1])
         elif kind == "lunreset":
             self._lun_reset(op[1])
+        elif kind == "loopup":
+            try:
+                loopreset.prepare(self.root, op[1], sysfs_devices=self.settings.sysfs_devices,
+                                  sleep=self.sleep)
+            except TransientError as exc:  # the LUN reset says what it means
+                log.debug("%s", exc)
         elif kind == "unloop":
             loopreset.teardown(self.root, op[1])
         else:

@@ -136,13 +136,16 @@ class _Planner:
         for number in sorted(set(have.luns) - set(tpg_lun.values())):
             self._drop_tpg_lun(tpg, number, have.luns[number])
 
-    def _reset_before_reach(self, name: Optional[str]) -> None:
-        """Reset a device no initiator has reached yet, once, before it is mapped."""
+    def _reset_before_reach(self, name: Optional[str], several: bool) -> None:
+        """Reset a device no initiator has reached yet, once, before it is mapped;
+        for several initiators also bring up the nexus of the LUN reset to come."""
         store = self.state.backstores.get(name) if name else None
         if store is None or name in self.reached:
             return
         if name in self.fresh or store.reset_at is None:
             self.ops.append(("reset", store.path))
+            if several:
+                self.ops.append(("loopup", store.path))
             self.resets.append(store.path)
         self.reached.add(name)
 
@@ -161,7 +164,8 @@ class _Planner:
                 if current == tpg_lun[mapped]:
                     continue
                 # the reset before the unlink: the old device answers until the swap
-                self._reset_before_reach(stores.get(tpg_lun[mapped]))
+                self._reset_before_reach(stores.get(tpg_lun[mapped]),
+                                         len(target.initiator_iqns) > 1)
                 if mapped in acl.mapped:
                     if current is not None:
                         self.ops.append(("unlink", link))
@@ -266,6 +270,8 @@ def describe(op: Op) -> str:
         return "reset the device of %s (logical-unit reset, no escalation)" % op[1]
     if op[0] == "lunreset":
         return "LUN reset of %s inside LIO, so that every initiator is told" % op[1]
+    if op[0] == "loopup":
+        return "bring up a loopback nexus for %s (for the LUN reset)" % op[1]
     if op[0] == "unloop":
         return "remove the leftover loopback target %s" % op[1]
     return "%s %s" % op[:2]

@@ -15,6 +15,7 @@ _NAME_HCTL = re.compile(r"-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)\Z")
 Op = Tuple[str, ...]  # ("mkdir", path) ("rmdir", path) ("write", path, value)
 #                       ("symlink", target, link) ("unlink", path)
 #                       ("reset", backstore path): reset its device from the host
+#                       ("loopup", backstore path): its loopback nexus, before
 #                       ("lunreset", backstore path): a LUN reset inside LIO
 #                       ("unloop", wwn): remove a loopback target of ours
 

@@ -22,6 +22,7 @@ from typing import Callable, List
 
 from tapeshared.core.errors import TransientError
 from tapeshared.core.model import Hctl
+from tapeshared.host import scsireset
 
 PREFIX = "naa.5001405e"
 _LUN = "tpgt_1/lun/lun_0"
@@ -57,7 +58,7 @@ def teardown(root: str, wwn: str) -> None:
         try:
             os.rmdir(path)
         except OSError as exc:
-            if exc.errno != errno.ENOENT:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 raise
 
 
@@ -70,13 +71,14 @@ def leftovers(root: str) -> List[str]:
         return []
 
 
-def lun_reset(root: str, store_path: str, reset: Callable[..., object],
-              sysfs_devices: str = "/sys/bus/scsi/devices", dev_dir: str = "/dev",
-              wait: float = 3.0, sleep: Callable[[float], object] = time.sleep) -> Hctl:
-    """LOGICAL UNIT RESET of one backstore through a temporary loopback nexus.
+def prepare(root: str, store_path: str, sysfs_devices: str = "/sys/bus/scsi/devices",
+            dev_dir: str = "/dev", wait: float = 3.0,
+            sleep: Callable[[float], object] = time.sleep) -> Hctl:
+    """Bring up the loopback nexus for one backstore and wait for its sg node.
 
-    store_path: the backstore relative to root (core/pscsi_N/NAME). Returns the
-    address the loopback device had. Raises Unavailable without tcm_loop.
+    Done before the initiators' ACLs are mapped, so that the LUN reset after
+    the mapping costs one ioctl (the loopback device is probed meanwhile).
+    Returns the loopback device's address; Unavailable without tcm_loop.
     """
     loop = os.path.join(root, "loopback")
     if not os.path.isdir(loop):
@@ -100,15 +102,39 @@ def lun_reset(root: str, store_path: str, reset: Callable[..., object],
         deadline = time.monotonic() + wait
         while True:  # the sg node is made by udev, a moment after the device
             try:
-                reset(hctl, None, sysfs_devices=sysfs_devices, dev_dir=dev_dir)
+                scsireset.sg_ready(hctl, sysfs_devices=sysfs_devices, dev_dir=dev_dir)
                 return hctl
             except TransientError:
                 if time.monotonic() > deadline:
                     raise
                 sleep(0.02)
     except OSError as exc:
-        raise TransientError("LUN reset of %s through the loopback fabric: %s" % (
+        teardown(root, wwn)
+        raise TransientError("the loopback nexus for %s: %s" % (
             store_path, os.strerror(exc.errno or 0)))
+    except TransientError:
+        teardown(root, wwn)
+        raise
+
+
+def lun_reset(root: str, store_path: str, reset: Callable[..., object],
+              sysfs_devices: str = "/sys/bus/scsi/devices", dev_dir: str = "/dev",
+              wait: float = 3.0, sleep: Callable[[float], object] = time.sleep) -> Hctl:
+    """LOGICAL UNIT RESET of one backstore through its loopback nexus (brought
+    up here unless `prepare` did), which is removed afterwards."""
+    wwn = wwn_for(store_path.rsplit("/", 1)[-1])
+    base = os.path.join(root, "loopback", wwn)
+    try:
+        hctl = None
+        if os.path.isdir(base):
+            try:
+                hctl = _device(base, sysfs_devices)
+            except TransientError:
+                hctl = None
+        if hctl is None:
+            hctl = prepare(root, store_path, sysfs_devices, dev_dir, wait, sleep)
+        reset(hctl, None, sysfs_devices=sysfs_devices, dev_dir=dev_dir)
+        return hctl
     finally:
         teardown(root, wwn)
 
