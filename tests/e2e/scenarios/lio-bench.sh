@@ -29,8 +29,9 @@ dd_rate() {
     printf '%s\n' "$out" | tail -n1 | sed 's/.*, //'
 }
 lnst=$(node_of "$HCTL" scsi_tape)
-mt -f "$lnst" setblk 0
-mt -f "$RNST" setblk 0
+# the export reset the drive: the host's own st reports it on its first command
+mt -f "$lnst" setblk 0 2>/dev/null || mt -f "$lnst" setblk 0
+mt -f "$RNST" setblk 0 2>/dev/null || mt -f "$RNST" setblk 0
 lw=$(dd_rate "$lnst" write); lr=$(dd_rate "$lnst" read)
 rw=$(dd_rate "$RNST" write); rr=$(dd_rate "$RNST" read)
 
