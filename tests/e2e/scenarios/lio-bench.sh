@@ -19,19 +19,22 @@ export_and_login "$IQN"
 # dd_rate DEV write|read: MB/s of BLOCKS x 256 KiB (from the rewound tape).
 dd_rate() {
     local out
-    mt -f "$1" rewind 2>/dev/null || mt -f "$1" rewind  # a reset drive: the first command reports it
+    mt -f "$1" rewind
     if [ "$2" = write ]; then
         out=$(dd if=/dev/zero of="$1" bs=256k count="$BLOCKS" 2>&1)
     else
         out=$(dd if="$1" of=/dev/null bs=256k count="$BLOCKS" 2>&1)
     fi
-    mt -f "$1" rewind 2>/dev/null || mt -f "$1" rewind  # a reset drive: the first command reports it
+    mt -f "$1" rewind
     printf '%s\n' "$out" | tail -n1 | sed 's/.*, //'
 }
 lnst=$(node_of "$HCTL" scsi_tape)
-# the export reset the drive: the host's own st reports it on its first command
-mt -f "$lnst" setblk 0 2>/dev/null || mt -f "$lnst" setblk 0
-mt -f "$RNST" setblk 0 2>/dev/null || mt -f "$RNST" setblk 0
+# the export reset the drive: the host's own st refuses all but positioning
+# until it is told where it is
+mt -f "$lnst" rewind 2>/dev/null || mt -f "$lnst" rewind
+mt -f "$lnst" setblk 0
+mt -f "$RNST" rewind 2>/dev/null || mt -f "$RNST" rewind
+mt -f "$RNST" setblk 0
 lw=$(dd_rate "$lnst" write); lr=$(dd_rate "$lnst" read)
 rw=$(dd_rate "$RNST" write); rr=$(dd_rate "$RNST" read)
 
