@@ -149,6 +149,7 @@ def test_unit_ready(hctl: Hctl, expect: Optional[str] = None,
         except OSError as exc:
             raise TransientError("%s: %s" % (where, os.strerror(exc.errno or 0)))
         fields = struct.unpack(_SG_IO_HDR, bytes(hdr[:struct.calcsize(_SG_IO_HDR)]))
-        return fields[13] == 0 and fields[17] == 0 and (fields[18] & 0xF) == 0
+        status, host, driver = int(fields[13]), int(fields[17]), int(fields[18])
+        return status == 0 and host == 0 and (driver & 0xF) == 0
     finally:
         os.close(fd)

@@ -8,14 +8,13 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from tapeshared.backends import common
-from tapeshared.host import loopreset
 from tapeshared.backends.lio import plan as lio_plan
 from tapeshared.backends.lio import state as lio_state
 from tapeshared.backends.lio.state import LioSettings, LioState, Op
 from tapeshared.core.errors import TransientError, VerifyError
 from tapeshared.core.model import DesiredState, Hctl, Session
 from tapeshared.core.plan import Plan
-from tapeshared.host import scsireset
+from tapeshared.host import loopreset, scsireset
 
 log = logging.getLogger(__name__)
 _LUN_DIR = re.compile(r"\Alun_([0-9]+)\Z")
