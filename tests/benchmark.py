@@ -66,6 +66,7 @@ def main():
         sys.exit("benchmark: %s" % UMOCKDEV_PROBLEM)
     with tempfile.TemporaryDirectory() as base:
         root = IetRoot(base)
+        fake_reset(root)
         bed = Bed()
         run = DaemonRun(bed, root)
         try:
@@ -73,8 +74,9 @@ def main():
             run.close()
             if netns_wrapper() is not None and shutil.which("iptables"):
                 os.makedirs(os.path.join(base, "portal"))
-                run = DaemonRun(bed, IetRoot(os.path.join(base, "portal")), portal="lo",
-                                firewall="iptables")
+                portal_root = IetRoot(os.path.join(base, "portal"))
+                fake_reset(portal_root)
+                run = DaemonRun(bed, portal_root, portal="lo", firewall="iptables")
                 measure_portal(run, args)
             reads_per_idle_pass(base)
         finally:
@@ -161,6 +163,16 @@ def measure_portal(run, args):
           % (len(vanish), statistics.median(vanish), max(vanish)))
 
 
+def _resets(root):
+    """How many logical-unit resets the daemon made (the fake logs each one)."""
+    return (root.read(root.path("standin/log")) or "").count("reset ")
+
+
+def fake_reset(root):
+    """The daemon's drive reset faked and logged (see tests/support/hostfake)."""
+    os.environ["TAPESHARED_TEST_RESET_LOG"] = root.path("standin/log")
+
+
 def measure(run, root, bed, args):
     hctls = ["1:0:6:0", "2:0:6:0"]
     bed.add_tape(hctls[0], serial=SERIAL)
@@ -171,10 +183,10 @@ def measure(run, root, bed, args):
     print("start to READY=1 and first export: %.3f s" % (time.monotonic() - started))
     run.settle()
 
-    latencies, restarts = [], []
+    latencies, restarts, resets = [], [], []
     for i in range(args.renumberings):
         old, new = hctls[i % 2], hctls[(i + 1) % 2]
-        before = root.restarts
+        before, reset_before = root.restarts, _resets(root)
         bed.renumber(old, new)
         sent = time.monotonic()  # the last uevent of the renumbering has been sent
         wait_for(lambda new=new, before=before: hctl_line(new) in run.ietd()
@@ -182,10 +194,13 @@ def measure(run, root, bed, args):
         latencies.append(time.monotonic() - sent)
         run.settle(quiet=0.4)
         restarts.append(root.restarts - before)
+        resets.append(_resets(root) - reset_before)
     print("renumbering -> converged (ietd.conf + stand-in restarted), %d runs: "
           "median %.3f s, min %.3f s, max %.3f s (debounce 0.15 s included)"
           % (len(latencies), statistics.median(latencies), min(latencies), max(latencies)))
     print("restarts per renumbering: %s" % restarts)
+    print("drive resets per renumbering (the host's LU reset, faked: umockdev has no "
+          "SCSI device): %s" % resets)
 
     path = bed.syspath(hctls[args.renumberings % 2])
     for count in (300, 1000):
