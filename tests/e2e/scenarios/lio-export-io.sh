@@ -71,7 +71,10 @@ out=$(tape_io "$rnst" 6,4 2>&1) || { printf '%s\n' "$out" | indent; fail "tagged
 pass "through the export: $out, filemarks ok"
 
 # The same tape read locally shows what the initiator wrote (the export is pass-through).
+# The export reset the drive before mapping it: the host's own st was told too
+# and refuses all but positioning until it knows where it is.
 lnst=$(node_of "$hctl" scsi_tape)
+mt -f "$lnst" rewind 2>/dev/null || mt -f "$lnst" rewind
 out=$(python3 - "$lnst" <<'PYEOF' 2>&1
 import os, struct, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)

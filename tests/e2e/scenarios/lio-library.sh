@@ -104,13 +104,14 @@ for d in $(devices_of iscsi_tcp | sort -t: -k4n); do
     lio_py tur "${rsg[${d##*:}]}" >/dev/null || true
 done
 d2=${drives[1]}
-old_store=$(backstore_for "$d2")
+old_alias=$(cat "$(backstore_for "$d2")/alias")
 IFS=: read -r h c t l <<< "$d2"
 echo 1 > "/sys/bus/scsi/devices/$d2/delete"
 echo 3 > "$SDEBUG/num_tgts"  # scsi_debug bounds a scan by the current num_tgts
 echo "$c $t $l" > "/sys/class/scsi_host/host$h/scan"
 wait_for 30 test -e "/sys/bus/scsi/devices/$d2" || fail "drive $d2 did not come back"
-repointed() { [ "$(cat "$(backstore_for "$d2")/alias" 2>/dev/null)" != "$(cat "$old_store/alias" 2>/dev/null)" ] && exported "$IQN" "$d2" 2; }
+# the new backstore may get the old one's path: its alias names another instance
+repointed() { [ "$(cat "$(backstore_for "$d2")/alias" 2>/dev/null)" != "$old_alias" ] && exported "$IQN" "$d2" 2; }
 wait_for 30 repointed || { daemon_log_tail; fail "LUN 2 re-pointed at the new $d2"; }
 pass "drive $d2 back as a new object: LUN 2 re-pointed"
 for n in 0 1 2; do
