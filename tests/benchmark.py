@@ -119,7 +119,8 @@ def reads_per_idle_pass(base):
     runner = CountingRunner()
     tape = builders.tape("1:0:6:0", serial=SERIAL)
     observes, commands, actions = idle_pass(
-        IetBackend(app.iet_settings(cfg.globals), runner), runner, cfg, [tape])
+        IetBackend(app.iet_settings(cfg.globals), runner, reset=root.fake_reset,
+                   instance=root.instance), runner, cfg, [tape])
     print("iet idle pass: %d target read(s), %d command(s), %d action(s)"
           % (observes, commands, len(actions)))
     try:
@@ -132,7 +133,7 @@ def reads_per_idle_pass(base):
                                    bstype="rdwr", device_type="disk")
             cfg = builders.config(builders.export(lun=1, serial=SERIAL), backend="tgt")
             observes, commands, actions = idle_pass(
-                TgtBackend(settings, runner), runner, cfg,
+                TgtBackend(settings, runner, drive=tgtd.FakeDrive()), runner, cfg,
                 [builders.tape("1:0:6:0", serial=SERIAL, sg=image)])
             print("tgt idle pass: %d target read(s), %d tgtadm run(s), %d action(s)"
                   % (observes, commands, len(actions)))
