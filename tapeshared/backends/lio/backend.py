@@ -157,9 +157,12 @@ class LioBackend:
             raise TransientError("configfs: %s does not record which device it bound; "
                                  "not reset, not mapped" % path)
         self.reset(hctl, mark.group(1), sysfs_devices=self.settings.sysfs_devices)
+        self._mark(path, mark.group(1), "%.3f" % self.clock(), "drive")
+
+    def _mark(self, path: str, instance: str, at: str, scope: str) -> None:
+        """Record in a backstore's alias that its device was reset, when, for whom."""
         with open(self._p(path + "/alias"), "w") as handle:
-            handle.write("tapeshared sysfs-ino=%s reset=%.3f scope=drive" % (
-                mark.group(1), self.clock()))
+            handle.write("tapeshared sysfs-ino=%s reset=%s scope=%s" % (instance, at, scope))
 
     def _stale(self, hba: str, name: str) -> bool:
         """Bound to a device that is gone while a newer one holds its address.
@@ -197,9 +200,7 @@ class LioBackend:
             self.tur(hctl, mark.group(1), sysfs_devices=self.settings.sysfs_devices)
         except TransientError as exc:
             log.debug("after the LUN reset of %s: %s", path, exc)
-        with open(self._p(path + "/alias"), "w") as handle:
-            handle.write("tapeshared sysfs-ino=%s reset=%s scope=target" % (
-                mark.group(1), mark.group(2) or "%.3f" % self.clock()))
+        self._mark(path, mark.group(1), mark.group(2) or "%.3f" % self.clock(), "target")
 
     def plan(self, snapshot: common.Snapshot, desired: DesiredState) -> Plan:
         assert isinstance(snapshot.detail, LioState)
