@@ -18,6 +18,7 @@ from tapeshared.firewall.iptables.backend import IptablesFirewall
 from tapeshared.firewall.nft.backend import NftablesFirewall
 from tapeshared.host import addrwatch, udev
 from tapeshared.host.addrwatch import AddressWatch
+from tapeshared.host.lioparts import LioParts
 from tapeshared.host.lock import ApplyLock, RunLock
 from tapeshared.host.runner import Runner
 from tapeshared.ports import Backend, Firewall
@@ -66,7 +67,8 @@ def reconciler(config: Config, sleep: Sleep = time.sleep,
         config, backend(config, runner, sleep), udev.observe,
         lambda: ApplyLock(g.lock_file, g.lock_timeout, sleep=sleep),
         firewall=firewall(config, runner),
-        portals=lambda: addrwatch.resolve_portal(g.portal))
+        portals=lambda: addrwatch.resolve_portal(g.portal),
+        parts=LioParts(g.lio_root, runner.run) if g.backend == "lio" else None)
 
 
 def daemon(config_path: str, ready_fd: int = -1,

@@ -11,9 +11,17 @@ from tapeshared.core.errors import TransientError
 from tapeshared.core.model import Config, DesiredState, Device, Session
 from tapeshared.core.plan import Plan
 from tapeshared.firewall.spec import FirewallPlan, FirewallSpec, FirewallState, spec_for
-from tapeshared.ports import Backend, Devices, Firewall, Lock
+from tapeshared.ports import Backend, Devices, Firewall, Lock, Protocol
 
 log = logging.getLogger(__name__)
+
+
+class KernelParts(Protocol):
+    """A backend's kernel parts (LIO: modules, configfs, the fabric)."""
+
+    def missing(self) -> list: ...  # read-only: the parts not there (lioparts.Part)
+
+    def ensure(self) -> List[str]: ...  # bring up; raises a TransientError if still missing
 
 
 @dataclass
@@ -62,8 +70,10 @@ class Reconciler:
 
     def __init__(self, config: Config, backend: Backend, devices: Devices, lock: Lock,
                  firewall: Optional[Firewall] = None,
-                 portals: Callable[[], List[str]] = list) -> None:
+                 portals: Callable[[], List[str]] = list,
+                 parts: Optional[KernelParts] = None) -> None:
         self.config = config
+        self.parts = parts
         self.backend = backend
         self.devices = devices
         self.lock = lock
@@ -129,14 +139,19 @@ class Reconciler:
     def apply(self) -> Report:
         """Observe, plan and apply under the lock; a second call with no change is a no-op.
 
+        The backend's kernel parts are brought up first (a cold boot may start
+        the daemon before the LIO modules load); one still missing raises a
+        TransientError naming it, so the pass is retried.
         A firewall family that cannot be brought in step now (a missing parent
         chain, no IPv6, a firewall command failing at apply) does not stop the
         target's apply; it is raised afterwards as a TransientError, so it is
         retried.
         """
         begin = time.monotonic()
+        done = self.parts.ensure() if self.parts is not None else []
         with self.lock():
             report = self.plan()
+            report.actions.extend(done)
             self.report_problems(report.desired.problems)
             # the firewall first: a narrowed initiator list closes before the
             # target changes, a widened one opens as the target comes up

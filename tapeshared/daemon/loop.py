@@ -11,6 +11,7 @@ from typing import Callable, Dict, Optional, Set
 from tapeshared.core.errors import ConfigError, ManagedFileError, TapesharedError
 from tapeshared.core.model import Config
 from tapeshared.daemon.notify import Interrupted, Notifier
+from tapeshared.daemon.partswatch import PartsWatch
 from tapeshared.daemon.statefile import StateFile, summary
 from tapeshared.host.lock import RunLock
 from tapeshared.ports import Watch
@@ -50,6 +51,7 @@ class Daemon:
         self.retry_at: Optional[float] = None
         self.resync_at = 0.0
         self.backoff = 0.0
+        self.parts = PartsWatch(lambda: self.reconciler)  # LIO's, while one is missing
         self.halted: Optional[str] = None  # None | "config" | "managed"
         self.last_error = ""
         self.passes = 0
@@ -123,8 +125,10 @@ class Daemon:
 
     # --- timers ---
     def mark_dirty(self, why: str, immediate: bool = False) -> None:
-        """Something may have changed: pass after a quiet period, or at once."""
+        """Something may have changed: pass after a quiet period, or at once.
+        A real event (not a retry or resync) resets the backoff."""
         self.why.add(why)
+        self.backoff = self.backoff if why in ("retry", "resync") else 0.0
         now = self.clock()
         settings = self.config.globals
         if self.dirty_since is None:
@@ -133,18 +137,13 @@ class Daemon:
         self.pass_at = now if immediate else min(now + settings.debounce, cap)
 
     def _next_deadline(self) -> float:
-        times = [self.resync_at]
-        if self.pass_at is not None:
-            times.append(self.pass_at)
-        if self.retry_at is not None:
-            times.append(self.retry_at)
-        ping = self.notifier.ping_due()
-        if ping is not None:
-            times.append(ping)
-        return min(times)
+        return min(t for t in (self.resync_at, self.pass_at, self.retry_at, self.parts.at,
+                               self.notifier.ping_due()) if t is not None)
 
     def _timers(self) -> None:
         now = self.clock()
+        if self.parts.due(now):
+            self.mark_dirty("kernel part appeared")
         if self.retry_at is not None and now >= self.retry_at:
             self.retry_at = None
             log.info("retrying the failed apply")
@@ -200,6 +199,7 @@ class Daemon:
                 retry_in = self.backoff
                 self.retry_at = self.clock() + retry_in
             self._report_error(error, retry_in)
+        self.parts.after_pass(error is not None, self.clock())
         log.debug("pass %d (%s): %d actions in %.3fs%s", self.passes, why, len(report.actions),
                   report.seconds, ", failed" if error else "")
         self.state.record(report, error, retry_in)

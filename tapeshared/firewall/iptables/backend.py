@@ -3,7 +3,7 @@
 import logging
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from tapeshared.core.errors import ManagedFileError, TapesharedError, TransientError
+from tapeshared.core.errors import CommandError, ManagedFileError, TapesharedError, TransientError
 from tapeshared.core.plan import FileChange
 from tapeshared.firewall.iptables.plan import (
     Chains,
@@ -51,13 +51,14 @@ class IptablesFirewall(Conveniences):
     def __init__(self, runner: Runner, iptables: str = "iptables",
                  ip6tables: str = "ip6tables", iptables_restore: str = "iptables-restore",
                  ip6tables_restore: str = "ip6tables-restore",
-                 families: Sequence[int] = (4, 6), restore_wait: bool = True,
+                 families: Sequence[int] = (4, 6), restore_wait: Optional[bool] = None,
                  save_files: Optional[Mapping[int, str]] = None) -> None:
-        # restore_wait=False for iptables < 1.6.2 (CentOS 7), whose restore lacks -w.
+        # restore_wait: whether iptables-restore takes -w (1.6.2 and later; CentOS 7
+        # builds differ). None: found out at run time, per family (see _restore).
         self.runner = runner
         self.binaries = {4: (iptables, iptables_restore), 6: (ip6tables, ip6tables_restore)}
         self.families = tuple(families)
-        self.restore_wait = restore_wait
+        self.restore_wait = {4: restore_wait, 6: restore_wait}  # type: Dict[int, Optional[bool]]
         self.save_files = dict(save_files or {})
 
     def _read(self, family: int) -> Chains:
@@ -185,9 +186,25 @@ class IptablesFirewall(Conveniences):
         return done
 
     def _restore(self, family: int, text: str) -> None:
-        argv = [self.binaries[family][1]] + (["-w"] if self.restore_wait else [])
+        """Apply one batch, with -w where this iptables-restore knows it.
+
+        Not known yet: try -w; a build that rejects the option (it applied
+        nothing) gets the same batch again without it, and is remembered.
+        """
+        binary = self.binaries[family][1]
         log.debug("restore batch:\n%s", text)
-        self.runner.run(argv + ["--noflush"], input_text=text)
+        wait = self.restore_wait[family]
+        if wait is None:
+            result = self.runner.run([binary, "-w", "--noflush"], input_text=text,
+                                     check=False)
+            if result.rc == 0:
+                self.restore_wait[family] = True
+                return
+            if not _rejects_wait(result.stderr):
+                raise CommandError(result.argv, result.rc, result.stderr)
+            log.info("%s does not take -w (an older build): restoring without it", binary)
+            self.restore_wait[family] = wait = False
+        self.runner.run([binary] + (["-w"] if wait else []) + ["--noflush"], input_text=text)
 
     def _verify(self, spec: FirewallSpec, family: int) -> None:
         binary = self.binaries[family][0]
@@ -197,3 +214,10 @@ class IptablesFirewall(Conveniences):
         if left.commands or check.rc != 0:
             raise TransientError("firewall %s still differs after applying: %s" % (
                 binary, "; ".join(left.actions) or render_argv(check.argv)))
+
+
+def _rejects_wait(stderr: str) -> bool:
+    """getopt's words for an option it does not know, about -w."""
+    text = stderr.lower()
+    return ("unrecognized option" in text or "invalid option" in text) and (
+        "-w" in text or "'w'" in text)
