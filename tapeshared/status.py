@@ -17,6 +17,7 @@ from tapeshared.daemon.statefile import (
     state_path,
 )
 from tapeshared.firewall.spec import spec_for
+from tapeshared.host import addrwatch, lioparts
 from tapeshared.reconcile import LunView
 
 # LSB init script status codes, plus one from LSB's application range (150-199).
@@ -25,6 +26,9 @@ DEAD = 1
 NOT_RUNNING = 3
 UNKNOWN = 4
 BROKEN = 150
+# The shape of `status --json` (README, "tapeshared status"). 2: backend (with
+# LIO's kernel parts), portals, daemon.last_pass_time.
+SCHEMA = 2
 EPILOG = """status exit codes (LSB):
   0   the daemon runs, its state is fresh and every export is live and verified
   1   the daemon is dead: its state file says running, but its process is gone
@@ -34,7 +38,8 @@ EPILOG = """status exit codes (LSB):
       daemon stopped updating its state, or the exports cannot be observed
   150 the daemon runs but an export is broken (not live, not verified, or the
       last apply failed), or a firewall family is not in step; a target that
-      is down (tgtd stopped) counts here
+      is down (tgtd stopped) counts here, and so does a missing LIO kernel
+      part (module, configfs, fabric) or a configured portal with no address
 """
 
 
@@ -134,9 +139,43 @@ def _firewall_view(cfg: Config) -> List[Dict[str, Any]]:
             for label, state, detail in rows]
 
 
+def _backend_view(cfg: Config) -> Dict[str, Any]:
+    """The backend, and for LIO its kernel parts (read-only): a missing one is
+    named with what to do."""
+    view: Dict[str, Any] = {"name": cfg.globals.backend}
+    if cfg.globals.backend == "lio":
+        view["parts"] = [{"name": part.name, "ok": part.ok, "detail": part.detail,
+                          "hint": part.hint} for part in lioparts.check(cfg.globals.lio_root)]
+    return view
+
+
+def _portal_view(cfg: Config) -> Dict[str, Any]:
+    """The configured portal and the addresses it has now ("" = all addresses)."""
+    portal = cfg.globals.portal
+    if not portal:
+        return {"configured": "", "addresses": [], "problem": None}
+    try:
+        addresses = addrwatch.resolve_portal(portal)
+    except (OSError, ValueError) as exc:
+        return {"configured": portal, "addresses": [], "problem": "cannot resolve: %s" % exc}
+    return {"configured": portal, "addresses": addresses, "problem": None if addresses else
+            "%s has no address now (the export listens once it gets one)" % portal}
+
+
+def _runtime_problems(doc: Dict[str, Any]) -> List[str]:
+    """What keeps the daemon from exporting, found outside the exports."""
+    problems = []
+    missing = [p for p in doc.get("backend", {}).get("parts", []) if not p["ok"]]
+    if missing:
+        problems.append(lioparts.problem([lioparts.Part(**p) for p in missing]))
+    if (doc.get("portals") or {}).get("problem"):
+        problems.append("portal: %s" % doc["portals"]["problem"])
+    return problems
+
+
 def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
     """Exit code and the status document (also printed by --json)."""
-    doc: Dict[str, Any] = {"schema": 1, "config": config_path, "problems": []}
+    doc: Dict[str, Any] = {"schema": SCHEMA, "config": config_path, "problems": []}
     cfg = None
     try:
         cfg = config_module.load(config_path)
@@ -157,11 +196,16 @@ def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
         for key in ("pid", "started", "last_change", "last_error", "last_pass"):
             doc["daemon"][key] = state.get(key)
         doc["daemon"]["state_age"] = round(time.time() - state["mtime"], 1)
+        doc["daemon"]["last_pass_time"] = state.get("pass_time")
     exports: List[Dict[str, Any]] = []
+    runtime: List[str] = []
     if cfg is not None:
         exports, problems = _target_view(cfg)
         doc["problems"].extend(problems)
         doc["firewall"] = _firewall_view(cfg)
+        doc["backend"], doc["portals"] = _backend_view(cfg), _portal_view(cfg)
+        runtime = _runtime_problems(doc)
+        doc["problems"].extend(runtime)
     doc["exports"] = exports
     if cfg is None:
         code = UNKNOWN  # without the configuration the state file may be elsewhere
@@ -169,7 +213,7 @@ def collect(config_path: str) -> Tuple[int, Dict[str, Any]]:
         failed = (state or {}).get("last_pass") or {}
         if any(e["verified"] is None for e in exports):
             code = UNKNOWN
-        elif failed.get("error") or any(not e["verified"] for e in exports) \
+        elif failed.get("error") or runtime or any(not e["verified"] for e in exports) \
                 or any(f["state"] != "in step" for f in doc.get("firewall", [])):
             code = BROKEN
     doc["exit_code"] = code
@@ -213,6 +257,13 @@ def render(doc: Dict[str, Any]) -> str:
                                                      ", ".join(session["addresses"]) or "?"))
         for problem in export["problems"]:
             lines.append("  problem: %s" % problem)
+    if doc.get("backend"):
+        lines.append("backend: %s" % doc["backend"]["name"])
+    portals = doc.get("portals") or {}
+    if portals.get("configured"):
+        lines.append("portal %s: %s" % (portals["configured"],
+                                         ", ".join(portals["addresses"]) or "no address"))
+    lines.append("last pass: %s" % _when(daemon.get("last_pass_time")))
     for family in doc.get("firewall", []):
         lines.append("firewall %s: %s%s" % (family["family"], family["state"], (
             ": " + family["detail"]) if family["detail"] else ""))

@@ -55,9 +55,8 @@ class Daemon:
         self.halted: Optional[str] = None  # None | "config" | "managed"
         self.last_error = ""
         self.passes = 0
-        self.report = Report()
+        self.report, self.status_text = Report(), "starting"
         self.why: Set[str] = set()
-        self.status_text = "starting"
 
     # --- signals: the handlers only set flags; the wake-up fd ends the select ---
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -202,6 +201,7 @@ class Daemon:
         self.parts.after_pass(error is not None, self.clock())
         log.debug("pass %d (%s): %d actions in %.3fs%s", self.passes, why, len(report.actions),
                   report.seconds, ", failed" if error else "")
+        self.state.set("pass_time", time.time())  # for `status`: the last pass, done or not
         self.state.record(report, error, retry_in)
         self._write_state()
 
