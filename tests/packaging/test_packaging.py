@@ -95,7 +95,8 @@ def test_rpm_files(built):
                  "/usr/lib/systemd/system/tapeshared.service",
                  "/etc/rc.d/init.d/tapeshared",
                  "/etc/tapeshared/tapeshared.conf", "/etc/tapeshared/conf.d",
-                 "/usr/lib/tmpfiles.d/tapeshared.conf", "/run/tapeshared"):
+                 "/usr/lib/tmpfiles.d/tapeshared.conf", "/run/tapeshared",
+                 "/usr/lib/modules-load.d/tapeshared.conf"):
         assert path in files, path
     # Nothing of the vendored packages is where EL7's own python3 would import it.
     assert not [f for f in files if re.search(r"site-packages/(pyroute2|tenacity|dataclasses)", f)]
@@ -281,6 +282,7 @@ def test_deb_contents(built):
     for path in ("/etc/init.d/tapeshared", "/usr/bin/tapeshared",
                  "/etc/tapeshared/tapeshared.conf", "/etc/tapeshared/conf.d/",
                  "/usr/lib/tmpfiles.d/tapeshared.conf",
+                 "/usr/lib/modules-load.d/tapeshared.conf",
                  "/usr/lib/python3/dist-packages/tapeshared/cli.py"):
         assert path in files, path
     assert not [f for f in files if "/vendor/" in f]  # Debian's own packages, not copies
