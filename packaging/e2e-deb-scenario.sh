@@ -14,6 +14,13 @@
 # (start, status 0, reload, stop, status 3) -> remove (stopped, config kept,
 # firewall table still in place: never wider) -> purge (/etc/tapeshared and
 # /run/tapeshared gone). Exits non-zero at the first failed check, naming it.
+#
+# With E2E_COLD=1 the start is a cold boot: the LIO modules are not loaded and
+# the tape is not there (deleted by the caller) when the daemon starts, and the
+# config names a portal address (E2E_PORTAL, default 192.0.2.10) that no link
+# has yet. The daemon must load the modules, export the tape once it appears
+# (the scsi_debug add_host here) and listen on the portal once a dummy link gets
+# the address, with `status` 0 at the end, nobody touching the daemon.
 set -eu
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -f "$1" ]; then
@@ -60,6 +67,39 @@ fw_closed() {  # our table rejects the portal port: nothing wider than configure
     nft list table inet tapeshared 2>/dev/null | grep -q 'tcp dport 3260 reject'
 }
 
+ms() { date +%s%3N; }
+until_ok() {  # until_ok SECONDS CMD...: CMD succeeds within SECONDS
+    local deadline=$(( $(date +%s) + $1 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.2
+    done
+}
+status_ok() { tapeshared status >/dev/null 2>&1; }
+np_up() { [ -d "/sys/kernel/config/target/iscsi/$iqn/tpgt_1/np/$portal:3260" ]; }
+cold_boot() {  # the daemon is up; nothing else is: modules, tape, portal address
+    step "cold boot: the modules, then the tape, then the portal address"
+    [ -d /sys/module/iscsi_target_mod ] || fail "the daemon did not load iscsi_target_mod"
+    [ -d /sys/kernel/config/target/iscsi ] || fail "the daemon did not register the fabric"
+    journalctl -u "$unit" --no-pager | grep -q 'LIO kernel parts: loaded module' ||
+        fail "no INFO line saying the daemon loaded the LIO modules"
+    ! exported || fail "exported before the tape exists"
+    local t0 rc=0
+    t0=$(ms)
+    echo 1 > /sys/bus/pseudo/drivers/scsi_debug/add_host
+    until_ok 30 exported || fail "the tape appeared but no export within 30 s"
+    echo "e2e-deb: tape appeared -> exported in $(( $(ms) - t0 )) ms"
+    tapeshared status >/dev/null 2>&1 || rc=$?
+    [ "$rc" = 150 ] || fail "status exit $rc with the portal address missing, expected 150"
+    tapeshared status | grep -q "portal $portal: no address" || fail "status does not name the missing portal address"
+    t0=$(ms)
+    if ! { ip link add tsportal0 type dummy && ip addr add "$portal/32" dev tsportal0 &&
+           ip link set tsportal0 up; }; then fail "cannot add the dummy portal link"; fi
+    until_ok 30 np_up || fail "the portal address came up but LIO does not listen on it within 30 s"
+    until_ok 30 status_ok || fail "status not 0 30 s after the portal address came up: $(tapeshared status)"
+    echo "e2e-deb: portal address up -> listening and status 0 in $(( $(ms) - t0 )) ms"
+}
+
 step "install $deb"
 apt-get install -y --no-install-recommends "$deb" || fail "apt install"
 [ "$(pkg_state)" = installed ] || fail "package state $(pkg_state)"
@@ -74,11 +114,14 @@ out=$(systemd-analyze verify "$unitfile" 2>&1) || fail "systemd-analyze verify $
 [ -z "$out" ] || fail "systemd-analyze verify $unitfile warns: $out"
 echo "e2e-deb: systemd-analyze verify $unitfile: clean"
 
-step "configure: LIO, nftables${serial:+, an export of serial $serial}"
+cold=${E2E_COLD:-}
+portal=${E2E_PORTAL:-192.0.2.10}
+step "configure: LIO, nftables${serial:+, an export of serial $serial}${cold:+, portal $portal}"
 # The shipped file has an (empty) [global] section: a second one would be a
 # configuration error, so the admin's keys go under it.
 grep -qx '\[global\]' "$conf" || fail "no [global] line in the shipped $conf"
 sed -i 's/^\[global\]$/[global]\n# e2e-deb-scenario: the admin'"'"'s change\nbackend = lio\nfirewall = nftables/' "$conf"
+[ -z "$cold" ] || sed -i "s/^firewall = nftables\$/&\nportal = $portal/" "$conf"
 if [ -n "$serial" ]; then
     cat >> "$conf" <<EOF
 
@@ -100,6 +143,7 @@ pid=$(prop MainPID)
 echo "e2e-deb: running as pid $pid: $(prop StatusText)"
 if [ -n "$serial" ]; then
     # READY=1 comes after the first reconcile: the export is there already.
+    if [ -n "$cold" ]; then cold_boot; fi
     exported || fail "active (READY=1) but $iqn has no enabled LUN 0 in configfs"
     echo "e2e-deb: READY, and LUN 0 of $iqn is exported"
 fi
@@ -182,4 +226,5 @@ fw_closed || fail "purge opened the firewall (table gone or no longer rejecting)
 # admin deletes it once nothing is exported. So does the scenario, to leave
 # the guest as it found it.
 nft delete table inet tapeshared
+[ -z "$cold" ] || ip link del tsportal0
 echo "e2e-deb: PASS"

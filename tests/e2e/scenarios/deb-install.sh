@@ -1,7 +1,8 @@
 #!/bin/bash
 # The .deb on a real systemd system: packaging/e2e-deb-scenario.sh with the
 # package run.py built into dist/e2e/ of the checkout before booting, and a
-# scsi_debug tape exported by LIO (so READY=1 means a real export).
+# scsi_debug tape exported by LIO, started cold (no tape, no LIO modules, the
+# portal address missing: all come after the daemon).
 set -eu
 # shellcheck disable=SC1091
 . "$(dirname "$0")/../lib.sh"
@@ -19,12 +20,16 @@ hctl=$(tapes_on scsi_debug 1 | head -n1)
 serial=$(serial_of "$hctl")
 [ -n "$serial" ] || fail "no serial for $hctl"
 pass "local tape $hctl serial $serial"
-check "LIO modules" modprobe -a target_core_mod target_core_pscsi iscsi_target_mod
-mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
-check "LIO iscsi fabric in configfs" mkdir -p /sys/kernel/config/target/iscsi
+# A cold boot: no tape (vpd_use_hostno=0: the serial stays when it comes
+# back on a new host) and no LIO modules when the daemon starts.
+echo 1 > "/sys/bus/scsi/devices/$hctl/delete"
+for m in iscsi_target_mod target_core_pscsi target_core_mod; do
+    [ ! -d "/sys/module/$m" ] || check "rmmod $m" modprobe -r "$m"
+done
+pass "cold: no tape, no LIO modules"
 
-if bash "$src/packaging/e2e-deb-scenario.sh" "$debs" "$serial"; then
-    pass "packaging/e2e-deb-scenario.sh: install, READY with the export, status, reload, upgrade, SysV init script, remove, purge"
+if E2E_COLD=1 bash "$src/packaging/e2e-deb-scenario.sh" "$debs" "$serial"; then
+    pass "packaging/e2e-deb-scenario.sh: install, cold start (modules, tape, portal address late), status, reload, upgrade, SysV init script, remove, purge"
 else
     fail "packaging/e2e-deb-scenario.sh (exit $?)"
 fi
