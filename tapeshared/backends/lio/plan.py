@@ -101,10 +101,12 @@ class _Planner:
                 self.ops.append(("write", "%s/attrib/%s" % (tpg, key), value))
         portals = set(portal_dir(a, self.port) for a in self.desired.portals) or {
             portal_dir("0.0.0.0", self.port)}
-        for portal in sorted(portals - have.portals):
-            self.ops.append(("mkdir", "%s/np/%s" % (tpg, portal)))
-        for portal in sorted(have.portals - portals):
-            self.ops.append(("rmdir", "%s/np/%s" % (tpg, portal)))
+        adds = [("mkdir", "%s/np/%s" % (tpg, p)) for p in sorted(portals - have.portals)]
+        drops = [("rmdir", "%s/np/%s" % (tpg, p)) for p in sorted(have.portals - portals)]
+        # the wildcard and an address on the same port cannot both listen (EADDRINUSE,
+        # configfs says EINVAL): a portal address that comes up late replaces 0.0.0.0
+        wild = {portal_dir("0.0.0.0", self.port), portal_dir("::", self.port)}
+        self.ops.extend(drops + adds if wild & (portals | have.portals) else adds + drops)
         # target LUNs: keep the one already on the right backstore, else add one
         by_store = {name: number for number, name in have.luns.items() if name}
         used = set(have.luns)
