@@ -15,7 +15,8 @@ from tapeshared import config, status
 from tapeshared.daemon.statefile import StateFile, process_start
 from tapeshared.reconcile import Report
 
-EXPORT = "[export tape0]\nserial = NOSUCHTAPE0\ninitiators = 192.0.2.10\n"
+EXPORT = ("[export tape0]\nserial = NOSUCHTAPE0\ninitiators = 192.0.2.10\n"
+          "initiator_iqns = iqn.1994-05.com.example:a\n")
 
 
 @pytest.fixture
