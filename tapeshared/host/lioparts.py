@@ -8,7 +8,7 @@ missing on every pass. Each part names what to do when it is missing.
 
 import logging
 import os
-from typing import Callable, List, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
 
 from tapeshared.core.errors import TapesharedError, TransientError
 
@@ -99,15 +99,15 @@ def ensure(lio_root: str, run: Callable[[Sequence[str]], object],
     for part in parts:
         if part.name.startswith("module "):
             module = part.name.split(" ", 1)[1]
-            if _tried(lambda: run(["modprobe", module]), part.name):
+            if _tried(run, ["modprobe", module], part.name):
                 done.append("loaded module %s" % module)
     if parts and not configfs_mounted(lio_root, proc_mounts):
         point = _config_mountpoint(lio_root)
-        if _tried(lambda: run(["mount", "-t", "configfs", "configfs", point]), "configfs"):
+        if _tried(run, ["mount", "-t", "configfs", "configfs", point], "configfs"):
             done.append("mounted configfs on %s" % point)
     fabric = os.path.join(lio_root, "iscsi")
     if os.path.isdir(lio_root) and not os.path.isdir(fabric):
-        if _tried(lambda: mkdir(fabric), fabric):
+        if _tried(mkdir, fabric, fabric):
             done.append("registered the iSCSI fabric (%s)" % fabric)
     for action in done:
         log.info("LIO kernel parts: %s", action)
@@ -119,10 +119,10 @@ def _config_mountpoint(lio_root: str) -> str:
     return os.path.dirname(os.path.abspath(lio_root).rstrip("/")) or "/"
 
 
-def _tried(step: Callable[[], object], what: str) -> bool:
+def _tried(step: Callable[[Any], object], arg: Any, what: str) -> bool:
     """Run one bring-up step; a failure is logged at DEBUG (the check names it)."""
     try:
-        step()
+        step(arg)
     except (OSError, TapesharedError) as exc:
         log.debug("LIO kernel parts: bringing up %s failed: %s", what, exc)
         return False

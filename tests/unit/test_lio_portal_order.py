@@ -4,12 +4,11 @@ first; between two addresses the new one comes first (never no portal)."""
 
 from dataclasses import replace
 
+from test_lio_plan import TPG, config, simulate, tape
 
 from tapeshared.backends.lio import plan as lioplan
 from tapeshared.backends.lio import state as liostate
 from tapeshared.core.desired import desired_state
-
-from test_lio_plan import TPG, config, simulate, tape
 
 
 def portal_ops(state, portals):
