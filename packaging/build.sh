@@ -171,15 +171,12 @@ sed "s/@VERSION@/$version/g" "$here/rpm/tapeshared.spec" > "$rpmtop/SPECS/tapesh
 step rpmbuild rpmbuild -ba --nodeps --define "_topdir $rpmtop" --define "dist .el7" \
     --define "use_source_date_epoch_as_buildtime 1" "$rpmtop/SPECS/tapeshared.spec"
 
-# --- the Debian package: packaging/debian as debian/, changelog from pyproject.toml
+# --- the Debian package: packaging/debian as debian/; its changelog, like the
+# spec's %changelog, names pyproject.toml's version (a release updates all three)
 cp -r "$here/debian" "$src/debian"
-cat > "$src/debian/changelog" <<EOF
-tapeshared ($version) unstable; urgency=medium
-
-  * Version $version, built from the checkout by packaging/build.sh.
-
- -- $(sed -n 's/^Maintainer: //p' "$src/debian/control")  $(date -R -u -d "@$SOURCE_DATE_EPOCH")
-EOF
+deb_version=$(sed -n '1s/^tapeshared (\([^)]*\)).*/\1/p' "$src/debian/changelog")
+[ "$deb_version" = "$version" ] \
+    || die "packaging/debian/changelog is at $deb_version, pyproject.toml at $version"
 debbuild() { (cd "$src" && dpkg-buildpackage -b -us -uc); }
 step dpkg-buildpackage debbuild
 
