@@ -137,7 +137,7 @@ step sdist tar -C "$work" --sort=name --owner=0 --group=0 --numeric-owner \
     --mtime="@$SOURCE_DATE_EPOCH" -czf "$rpmtop/SOURCES/tapeshared-$version.tar.gz" \
     "tapeshared-$version"
 step wheel python3 -m flit_core.wheel --outdir "$work/wheel" "$src"
-cp "$work/wheel/tapeshared-$version-py3-none-any.whl" "$rpmtop/SOURCES/"
+install -m 0644 "$work/wheel/tapeshared-$version-py3-none-any.whl" "$rpmtop/SOURCES/"
 
 cache=${TAPESHARED_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tapeshared/wheels}
 mkdir -p "$cache"
