@@ -345,7 +345,7 @@ def test_rpmlint_clean_with_the_explained_filters(built):
         lines = f.read().splitlines()
     for number, line in enumerate(lines):
         if line.startswith("addFilter("):
-            above = [l for l in lines[:number] if not l.startswith("addFilter(")]
+            above = [text for text in lines[:number] if not text.startswith("addFilter(")]
             assert above and above[-1].startswith("# "), line
 
 
