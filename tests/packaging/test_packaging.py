@@ -1,6 +1,7 @@
 """Packaging: packaging/build.sh builds the .deb and the EL7 .rpm from a clean
-copy of the checkout; their metadata is queried with rpm and dpkg-deb, and the
-RPM's payload runs under Python 3.6 with only pyudev from outside it.
+copy of the checkout; their metadata is queried with rpm and dpkg-deb, rpmlint
+and lintian check them, and the RPM, installed by rpm into a scratch root, runs
+under Python 3.6 with only pyudev from outside it.
 
 Skipped when the build tools are missing, unless TAPESHARED_PACKAGING=1 (CI),
 which turns a missing tool into a failure. Installing the .deb on a real systemd
@@ -55,7 +56,7 @@ def built(tmp_path_factory):
     check = run(["bash", os.path.join(PACKAGING, "build.sh"), "--check"], check=False)
     if check.returncode != 0:
         unavailable("packaging build tools missing: " + check.stderr.strip())
-    for tool in ("rpm", "rpm2cpio", "cpio", "dpkg-deb"):
+    for tool in ("rpm", "dpkg-deb"):
         if not shutil.which(tool, path=SYSTEM_PATH):
             unavailable("%s not found (packages: packaging/build-deps.txt)" % tool)
     base = str(tmp_path_factory.mktemp("packaging"))
