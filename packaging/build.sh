@@ -11,6 +11,8 @@
 # The vendored wheels for the RPM come from `pip download` (hash-pinned in
 # packaging/vendor-requirements.txt) and are cached in TAPESHARED_WHEEL_CACHE
 # (default ~/.cache/tapeshared/wheels): with the three wheels there, no network.
+# rpmbuild installs them from there (pip --require-hashes); the .src.rpm holds
+# only the source tarball.
 # TAPESHARED_BUILD_VERBOSE=1 shows the tools' output as they run.
 set -euo pipefail
 
@@ -130,27 +132,24 @@ else
     export SOURCE_DATE_EPOCH
 fi
 
-# --- the RPM: source tarball, the tapeshared wheel, the vendored wheels
+# --- the RPM: the source tarball only; rpmbuild vendors the pinned wheels
 rpmtop=$work/rpmbuild
-mkdir -p "$rpmtop"/{SOURCES,SPECS,BUILD,RPMS,SRPMS} "$work/wheel"
+mkdir -p "$rpmtop"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
 step sdist tar -C "$work" --sort=name --owner=0 --group=0 --numeric-owner \
     --mtime="@$SOURCE_DATE_EPOCH" -czf "$rpmtop/SOURCES/tapeshared-$version.tar.gz" \
     "tapeshared-$version"
-step wheel python3 -m flit_core.wheel --outdir "$work/wheel" "$src"
-cp "$work/wheel/tapeshared-$version-py3-none-any.whl" "$rpmtop/SOURCES/"
 
 cache=${TAPESHARED_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tapeshared/wheels}
 mkdir -p "$cache"
 hashes=$(grep -o 'sha256:[0-9a-f]*' "$here/vendor-requirements.txt" | cut -d: -f2)
-# Copy each pinned wheel (found by its hash) from the cache; fail if one is not there.
-copy_vendored() {
+# True when every pinned wheel (found by its hash) is in the cache.
+cached_vendored() {
     local h f found
     for h in $hashes; do
         found=
         for f in "$cache"/*.whl; do
             [ -f "$f" ] || continue
             if [ "$(sha256sum < "$f" | cut -d' ' -f1)" = "$h" ]; then
-                cp "$f" "$rpmtop/SOURCES/"
                 found=1
                 break
             fi
@@ -158,28 +157,26 @@ copy_vendored() {
         [ -n "$found" ] || return 1
     done
 }
-if ! copy_vendored 2>/dev/null; then
+if ! cached_vendored 2>/dev/null; then
     step vendor-download python3 -m pip download --disable-pip-version-check --no-deps \
         --only-binary=:all: --python-version 3.6 --implementation cp --require-hashes \
         -d "$cache" -r "$here/vendor-requirements.txt"
-    copy_vendored || die "the downloaded wheels do not match packaging/vendor-requirements.txt"
+    cached_vendored || die "the downloaded wheels do not match packaging/vendor-requirements.txt"
 fi
 
 sed "s/@VERSION@/$version/g" "$here/rpm/tapeshared.spec" > "$rpmtop/SPECS/tapeshared.spec"
 # --nodeps: BuildRequires name EL7 packages, which Debian's rpm database lacks;
 # check_tools has checked the real build tools.
 step rpmbuild rpmbuild -ba --nodeps --define "_topdir $rpmtop" --define "dist .el7" \
+    --define "tapeshared_wheelhouse $cache" \
     --define "use_source_date_epoch_as_buildtime 1" "$rpmtop/SPECS/tapeshared.spec"
 
-# --- the Debian package: packaging/debian as debian/, changelog from pyproject.toml
+# --- the Debian package: packaging/debian as debian/; its changelog, like the
+# spec's %changelog, names pyproject.toml's version (a release updates all three)
 cp -r "$here/debian" "$src/debian"
-cat > "$src/debian/changelog" <<EOF
-tapeshared ($version) unstable; urgency=medium
-
-  * Version $version, built from the checkout by packaging/build.sh.
-
- -- $(sed -n 's/^Maintainer: //p' "$src/debian/control")  $(date -R -u -d "@$SOURCE_DATE_EPOCH")
-EOF
+deb_version=$(sed -n '1s/^tapeshared (\([^)]*\)).*/\1/p' "$src/debian/changelog")
+[ "$deb_version" = "$version" ] \
+    || die "packaging/debian/changelog is at $deb_version, pyproject.toml at $version"
 debbuild() { (cd "$src" && dpkg-buildpackage -b -us -uc); }
 step dpkg-buildpackage debbuild
 
