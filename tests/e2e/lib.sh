@@ -44,3 +44,18 @@ for d in json.load(sys.stdin)["devices"]:
 tape_io() {
     python3 "$(dirname "${BASH_SOURCE[0]}")/tapeio.py" "$@"
 }
+
+# kernel_older_than MAJOR MINOR: the running kernel is older than MAJOR.MINOR.
+kernel_older_than() {
+    local major minor
+    IFS=. read -r major minor _ <<<"$(uname -r)"
+    minor=${minor%%[!0-9]*}
+    [ "$major" -lt "$1" ] || { [ "$major" -eq "$1" ] && [ "${minor:-0}" -lt "$2" ]; }
+}
+
+# tape_data_io: scsi_debug on this kernel emulates tape data (READ/WRITE,
+# filemarks). The older-kernel guest (5.10) does not; its scenarios check
+# TUR/INQUIRY/mt status only and say so.
+tape_data_io() {
+    ! kernel_older_than 6 0
+}
