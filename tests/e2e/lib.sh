@@ -59,3 +59,16 @@ kernel_older_than() {
 tape_data_io() {
     ! kernel_older_than 6 0
 }
+
+# tape_io_check DESC DEV [FILES] [SIZE]: tape_io with a PASS/FAIL line; on a
+# kernel without scsi_debug tape data I/O a NOTE saying it was skipped.
+tape_io_check() {
+    local desc=$1 out
+    shift
+    if ! tape_data_io; then
+        note "$desc: skipped, kernel $(uname -r) scsi_debug has no tape data I/O"
+        return 0
+    fi
+    out=$(tape_io "$@" 2>&1) || { printf '%s\n' "$out" | indent; fail "$desc"; }
+    pass "$desc: $out"
+}
