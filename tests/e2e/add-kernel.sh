@@ -58,7 +58,7 @@ main() {
     root=$work/root
     mkdir -p "$root"
     # shellcheck disable=SC2064  # expand $root and $work now
-    trap "umount '$root/proc' 2>/dev/null; umount '$root' 2>/dev/null; rm -rf --one-file-system '$work'" EXIT
+    trap "umount '$root/proc' 2>/dev/null || true; umount '$root' 2>/dev/null || true; rm -rf --one-file-system '$work'" EXIT
 
     pkg=$(download_kernel "$work/apt")
     deb=$(ls "$work/apt/debs/${pkg}"_*.deb)
