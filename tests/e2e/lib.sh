@@ -44,3 +44,31 @@ for d in json.load(sys.stdin)["devices"]:
 tape_io() {
     python3 "$(dirname "${BASH_SOURCE[0]}")/tapeio.py" "$@"
 }
+
+# kernel_older_than MAJOR MINOR: the running kernel is older than MAJOR.MINOR.
+kernel_older_than() {
+    local major minor
+    IFS=. read -r major minor _ <<<"$(uname -r)"
+    minor=${minor%%[!0-9]*}
+    [ "$major" -lt "$1" ] || { [ "$major" -eq "$1" ] && [ "${minor:-0}" -lt "$2" ]; }
+}
+
+# tape_data_io: scsi_debug on this kernel emulates tape data (READ/WRITE,
+# filemarks). The older-kernel guest (5.10) does not; its scenarios check
+# TUR/INQUIRY/mt status only and say so.
+tape_data_io() {
+    ! kernel_older_than 6 0
+}
+
+# tape_io_check DESC DEV [FILES] [SIZE]: tape_io with a PASS/FAIL line; on a
+# kernel without scsi_debug tape data I/O a NOTE saying it was skipped.
+tape_io_check() {
+    local desc=$1 out
+    shift
+    if ! tape_data_io; then
+        note "$desc: skipped, kernel $(uname -r) scsi_debug has no tape data I/O"
+        return 0
+    fi
+    out=$(tape_io "$@" 2>&1) || { printf '%s\n' "$out" | indent; fail "$desc"; }
+    pass "$desc: $out"
+}

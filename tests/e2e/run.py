@@ -38,6 +38,10 @@ BUILD_SCRIPT = os.path.join(HERE, "build-image.sh")
 # Everything that goes into the image: a change to any of these rebuilds it.
 IMAGE_INPUTS = (BUILD_SCRIPT, os.path.join(HERE, "guest-packages.txt"))
 IMAGE_FILES = ("rootfs.img", "vmlinuz", "initrd.img")
+# The older-kernel guest (--kernel old): the same root file system with an older
+# suite's kernel added, kept in a subdirectory of the image it derives from.
+ADD_KERNEL_SCRIPT = os.path.join(HERE, "add-kernel.sh")
+KERNELS = ("default", "old")
 # deb-* scenarios install the .deb built here (dist/ is not tracked).
 DEB_DIR = os.path.join(CHECKOUT, "dist", "e2e")
 
@@ -135,6 +139,47 @@ def ensure_image(rebuild=False, quiet=False):
         _build(image, quiet)
         _prune(images, keep=os.path.basename(image))
     return image
+
+
+def ensure_kernel_image(image, kernel, quiet=False):
+    """Return the image directory to boot for kernel ('default' or 'old').
+
+    'old' is derived from image by add-kernel.sh once and cached beside it,
+    keyed by that script and its suite, so the base image is not rebuilt.
+    """
+    if kernel == "default":
+        return image
+    if kernel not in KERNELS:
+        raise ValueError("kernel must be one of %s, not %r" % (", ".join(KERNELS), kernel))
+    digest = hashlib.sha256()
+    with open(ADD_KERNEL_SCRIPT, "rb") as f:
+        digest.update(f.read())
+    digest.update(os.environ.get("TAPESHARED_E2E_OLD_SUITE", "").encode())
+    derived = os.path.join(image, "old-" + digest.hexdigest()[:12])
+    if all(os.path.exists(os.path.join(derived, f)) for f in IMAGE_FILES):
+        return derived
+    if os.geteuid() != 0:
+        raise Unavailable("adding the older kernel needs root (loop mount, chroot)")
+    with open(os.path.join(cache_dir(), "lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(os.path.exists(os.path.join(derived, f)) for f in IMAGE_FILES):
+            return derived
+        for name in os.listdir(image):  # an older add-kernel.sh's result
+            if name.startswith("old-"):
+                _remove_tree(os.path.join(image, name))
+        started = time.monotonic()
+        log("adding the older kernel to %s" % os.path.basename(image))
+        proc = subprocess.run([ADD_KERNEL_SCRIPT, image, derived], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=BUILD_TIMEOUT)
+        text = proc.stdout.decode("utf-8", "replace")
+        if not quiet:
+            sys.stderr.write(text)
+        if proc.returncode != 0:
+            raise Unavailable("add-kernel.sh failed (exit %d):\n%s" % (
+                proc.returncode, "\n".join(text.splitlines()[-20:])))
+        log("older kernel added in %.0f s" % (time.monotonic() - started))
+    return derived
 
 
 def _mounts_under(path):
@@ -411,6 +456,9 @@ def main(argv=None):
     parser.add_argument("--append", default="",
                         help="extra kernel command line (e.g. 'loglevel=7 "
                         "systemd.show_status=true' to debug the boot)")
+    parser.add_argument("--kernel", choices=KERNELS, default="default",
+                        help="guest kernel: the image's own, or 'old' (an older "
+                        "suite's kernel, see add-kernel.sh)")
     parser.add_argument("--quiet", action="store_true",
                         help="do not echo the console (it is still logged)")
     args = parser.parse_args(argv)
@@ -424,6 +472,7 @@ def main(argv=None):
         check_scenarios(args.scenarios)
         started = time.monotonic()
         image = ensure_image(rebuild=args.rebuild, quiet=args.quiet)
+        image = ensure_kernel_image(image, args.kernel, quiet=args.quiet)
         log("image %s ready (%.1f s)" % (image, time.monotonic() - started))
         if args.build_only:
             return 0

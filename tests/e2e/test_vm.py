@@ -52,6 +52,9 @@ GROUPS = (
     ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset")),
 )
 GROUP_TIMEOUT = 1200
+# Run again in one boot of the older guest kernel (run.py --kernel old): its
+# scsi_debug has no tape data I/O, so these check TUR/INQUIRY/mt status there.
+OLD_KERNEL_GROUP = ("lio-export-io", "lio-renumber", "lio-library", "lio-restart-reload")
 
 
 def _group(scenario):
@@ -88,3 +91,30 @@ def test_scenario(runner, image, boots, scenario, tmp_path_factory):
         rc = result.rc if len(members) == 1 else -1
     assert rc == 0, "scenario %s (boot %s): exit %d (console: %s)\n%s" % (
         scenario, group, rc, result.console_log, result.console_tail())
+
+
+@pytest.fixture(scope="session")
+def old_image(runner, image):
+    try:
+        return runner.ensure_kernel_image(image, "old", quiet=True)
+    except runner.Unavailable as exc:
+        if os.environ.get("TAPESHARED_E2E") == "1":
+            pytest.fail("older-kernel guest required (TAPESHARED_E2E=1) but unavailable: %s" % exc)
+        pytest.skip("older-kernel guest unavailable: %s" % exc)
+
+
+@pytest.mark.parametrize("scenario", [s for s in OLD_KERNEL_GROUP if s in SCENARIOS])
+def test_scenario_old_kernel(runner, old_image, boots, scenario, tmp_path_factory):
+    members = [m for m in OLD_KERNEL_GROUP if m in SCENARIOS]
+    if "old-kernel" not in boots:
+        results = str(tmp_path_factory.mktemp("old-kernel"))
+        boots["old-kernel"] = runner.run_scenarios(members, image=old_image, results_dir=results,
+                                                   echo=False, timeout=GROUP_TIMEOUT)
+    result = boots["old-kernel"]
+    try:
+        with open(os.path.join(result.results_dir, scenario + ".rc")) as handle:
+            rc = int(handle.read().strip())
+    except (OSError, ValueError):
+        rc = -1
+    assert rc == 0, "scenario %s (older kernel): exit %d (console: %s)\n%s" % (
+        scenario, rc, result.console_log, result.console_tail())

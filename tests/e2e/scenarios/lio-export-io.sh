@@ -67,15 +67,16 @@ out=$(mt -f "$rnst" status 2>&1) || { printf '%s\n' "$out" | indent; fail "mt st
 printf '%s\n' "$out" | grep -q ONLINE || { printf '%s\n' "$out" | indent; fail "mt status: not ONLINE"; }
 pass "mt -f $rnst status: ONLINE"
 
-out=$(tape_io "$rnst" 6,4 2>&1) || { printf '%s\n' "$out" | indent; fail "tagged blocks through the export"; }
-pass "through the export: $out, filemarks ok"
+if tape_data_io; then
+    out=$(tape_io "$rnst" 6,4 2>&1) || { printf '%s\n' "$out" | indent; fail "tagged blocks through the export"; }
+    pass "through the export: $out, filemarks ok"
 
-# The same tape read locally shows what the initiator wrote (the export is pass-through).
-# The export reset the drive before mapping it: the host's own st was told too
-# and refuses all but positioning until it knows where it is.
-lnst=$(node_of "$hctl" scsi_tape)
-mt -f "$lnst" rewind 2>/dev/null || mt -f "$lnst" rewind
-out=$(python3 - "$lnst" <<'PYEOF' 2>&1
+    # The same tape read locally shows what the initiator wrote (the export is pass-through).
+    # The export reset the drive before mapping it: the host's own st was told too
+    # and refuses all but positioning until it knows where it is.
+    lnst=$(node_of "$hctl" scsi_tape)
+    mt -f "$lnst" rewind 2>/dev/null || mt -f "$lnst" rewind
+    out=$(python3 - "$lnst" <<'PYEOF' 2>&1
 import os, struct, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 data = os.read(fd, 1 << 20)
@@ -83,8 +84,11 @@ os.close(fd)
 assert data[:4] == struct.pack(">HH", 0, 0) and len(data) == 65536, (len(data), data[:4])
 print("first block on the local device: file 0 block 0, 65536 bytes")
 PYEOF
-) || { printf '%s\n' "$out" | indent; fail "local read of the exported tape"; }
-pass "$out"
+    ) || { printf '%s\n' "$out" | indent; fail "local read of the exported tape"; }
+    pass "$out"
+else
+    note "kernel $(uname -r): scsi_debug has no tape data I/O; tagged blocks and the local read are checked on the newer kernel"
+fi
 
 check "daemon still running" kill -0 "$DAEMON_PID"
 if grep -q -e Traceback -e ' ERROR' "$TS_LOG"; then

@@ -15,8 +15,7 @@ IQN=iqn.2007-04.com.example:lio-renumber
 
 export_and_login "$IQN"
 check "initiator TUR before" lio_py tur "$RSG"
-out=$(tape_io "$RNST" 3 2>&1) || { printf '%s\n' "$out" | indent; fail "I/O before renumbering"; }
-pass "before: $out"
+tape_io_check "I/O before renumbering" "$RNST" 3
 
 old=$HCTL
 echo 1 > "/sys/bus/scsi/devices/$old/delete"
@@ -27,6 +26,8 @@ if out=$(lio_py tur "$RSG"); then
 fi
 pass "initiator TUR while the tape is gone: $out"
 
+writer=
+if tape_data_io; then
 # A writer that opens the tape during the outage: st waits in open(). The
 # drive it reaches is a new instance (reset): st must refuse to write at a
 # position it no longer knows (lio-reset checks the drive side too).
@@ -44,8 +45,11 @@ except OSError as exc:
     print("open waited %.2f s; then: %s" % (opened, exc))
 PYEOF
 writer=$!
+else
+    note "writer across the outage: skipped, kernel $(uname -r) scsi_debug has no tape data I/O"
+fi
 sleep 1.5
-kill -0 "$writer" 2>/dev/null || { cat "$TAPESHARED_RESULTS/lio-renumber-writer.out" | indent; fail "writer did not wait in open() during the outage"; }
+[ -z "$writer" ] || kill -0 "$writer" 2>/dev/null || { cat "$TAPESHARED_RESULTS/lio-renumber-writer.out" | indent; fail "writer did not wait in open() during the outage"; }
 pass "writer blocked in open() during the outage"
 
 out=$(lio_py return-outage "$old" "$RSG") || { daemon_log_tail; fail "initiator back after renumbering: $out"; }
@@ -54,12 +58,14 @@ pass "tape back at $new (${back} s after add_host); initiator TUR GOOD ${outage}
 echo "OUTAGE: device return -> initiator first GOOD TUR: ${outage} s (goal < 0.5 s under TCG)"
 [ "$new" != "$old" ] || fail "the tape came back at the same address $old"
 
-for _ in $(seq 300); do kill -0 "$writer" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$writer" 2>/dev/null; then kill "$writer"; fail "writer still blocked 30 s after the return"; fi
-wait "$writer" || { cat "$TAPESHARED_RESULTS/lio-renumber-writer.out" | indent; fail "writer failed"; }
-grep -q "Input/output error" "$TAPESHARED_RESULTS/lio-renumber-writer.out" \
-    || fail "writer was not told of the reset: $(cat "$TAPESHARED_RESULTS/lio-renumber-writer.out")"
-pass "writer told of the reset: $(cat "$TAPESHARED_RESULTS/lio-renumber-writer.out")"
+if [ -n "$writer" ]; then
+    for _ in $(seq 300); do kill -0 "$writer" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$writer" 2>/dev/null; then kill "$writer"; fail "writer still blocked 30 s after the return"; fi
+    wait "$writer" || { cat "$TAPESHARED_RESULTS/lio-renumber-writer.out" | indent; fail "writer failed"; }
+    grep -q "Input/output error" "$TAPESHARED_RESULTS/lio-renumber-writer.out" \
+        || fail "writer was not told of the reset: $(cat "$TAPESHARED_RESULTS/lio-renumber-writer.out")"
+    pass "writer told of the reset: $(cat "$TAPESHARED_RESULTS/lio-renumber-writer.out")"
+fi
 
 check "configfs: export re-pointed at $new" exported "$IQN" "$new"
 backstores=$(ls -d "$LIO"/core/pscsi_*/tapeshared-* | wc -l)
@@ -70,8 +76,7 @@ check "initiator device $RNST unchanged (no rescan)" test "$(remote_tape)" = "$R
 out=$(mt -f "$RNST" status 2>&1) || { printf '%s\n' "$out" | indent; fail "mt status after"; }
 printf '%s\n' "$out" | grep -q ONLINE || { printf '%s\n' "$out" | indent; fail "mt status after: not ONLINE"; }
 pass "mt -f $RNST status after: ONLINE"
-out=$(tape_io "$RNST" 3,2 2>&1) || { printf '%s\n' "$out" | indent; fail "I/O after renumbering"; }
-pass "after: $out"
+tape_io_check "I/O after renumbering" "$RNST" 3,2
 inquiry_is_tape "$RSG"
 check "iscsi session never logged out" iscsiadm -m session
 check "tapeshared status exit 0" ts -c "$TS_CONF" status

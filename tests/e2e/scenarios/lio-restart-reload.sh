@@ -41,8 +41,7 @@ pass "initiator TUR GOOD again (no logout, no rescan)"
 [ "$(ls -d "$LIO"/core/pscsi_*/tapeshared-* | wc -l)" = 1 ] || fail "old backstore left behind"
 pass "old backstore removed"
 inquiry_is_tape "$RSG"
-out=$(tape_io "$RNST" 2 2>&1) || { printf '%s\n' "$out" | indent; fail "I/O after the restart"; }
-pass "after the restart: $out"
+tape_io_check "I/O after the restart" "$RNST" 2
 wait_for 15 ts -c "$TS_CONF" status >/dev/null || { ts -c "$TS_CONF" status | indent || true; fail "status exit 0 after restart"; }
 pass "tapeshared status: exit 0"
 
