@@ -5,6 +5,9 @@ import sys
 from typing import List, Optional, TextIO
 
 from tapeshared import config
+from tapeshared.backends.iet.conf import BEGIN, END, render_block
+from tapeshared.backends.iet.plan import effective
+from tapeshared.core.desired import desired_state
 from tapeshared.core.errors import ConfigError, TapesharedError
 from tapeshared.core.model import Device
 from tapeshared.migrate import files, ietd, targetcli, tgt
@@ -72,7 +75,31 @@ def run(kind: str, path: str, config_path: str, write: bool, allow: Optional[str
         for secret_path, _secret in result.secrets:
             out.write("# --write puts the secret into %s (mode 0600)\n" % secret_path)
     report(result, out)
+    if kind == "ietd" and write and result.exports:
+        for line in ietd_takeover(setup, path, config_path, devices):
+            out.write("# %s\n" % line)
     return 0 if not result.notes and result.exports else 1
+
+
+def ietd_takeover(setup: OldSetup, path: str, config_path: str,
+                  devices: List[Device]) -> List[str]:
+    """How to hand the stanzas to tapeshared: wrapped in its markers when ietd
+    would read the very lines tapeshared renders (no restart), else removed."""
+    cfg = config.load(config_path)
+    block = render_block(desired_state(cfg, devices))
+    taken = [t for t in setup.targets if any(t.iqn == e.iqn for e in cfg.exports)]
+    if not taken:
+        return []
+    first, last = min(t.span[0] for t in taken), max(t.span[1] for t in taken)
+    lines = _read(path).split("\n")[first - 1:last]
+    if effective("\n".join(lines)) == effective(block):
+        return ["or, to take ietd.conf over with no restart of ietd (it reads the same "
+                "lines), keep %s:%d-%d and wrap them in tapeshared's markers:" % (
+                    path, first, last),
+                "  the line before: " + BEGIN, "  the line after:  " + END,
+                "then `tapeshared plan` shows no restart"]
+    return ["%s:%d-%d differ from what tapeshared renders (order, keys): the first "
+            "apply writes its block and restarts ietd once" % (path, first, last)]
 
 
 def report(result: Imported, out: TextIO) -> None:

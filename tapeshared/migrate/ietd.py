@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 
 from tapeshared.core.model import Hctl
 from tapeshared.core.names import iqn_problem
-from tapeshared.migrate.model import OldLun, OldSetup, OldTarget, error, shown
+from tapeshared.migrate.model import OldLun, OldSetup, OldTarget, error, masked, shown
 
 _RAWIO = re.compile(r"\AH=([0-9]{1,5}),C=([0-9]{1,5}),I=([0-9]{1,5}),L=([0-9]{1,5}),"
                     r"Type=rawio\Z", re.IGNORECASE)
@@ -95,7 +95,8 @@ def parse(text: str, path: str) -> OldSetup:
             setup.notes.append("%s:%d: %s is not carried over" % (
                 path, number, shown(raw.strip())))
         if target is not None:
-            target.removal.append("%s:%d: %s" % (path, number, raw.strip()))
+            target.removal.append("%s:%d: %s" % (path, number, masked(raw.strip())))
+            target.span = (target.span[0] or number, number)
     return setup
 
 

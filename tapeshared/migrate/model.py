@@ -4,6 +4,7 @@ Each parser (ietd, targetcli, tgt) fills these; render turns them, with the
 devices found on the live system, into tapeshared [export] sections.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
@@ -36,6 +37,7 @@ class OldTarget:
     initiator_iqns: List[str] = field(default_factory=list)
     params: List[Tuple[str, str]] = field(default_factory=list)  # session keys
     removal: List[str] = field(default_factory=list)  # what to take out of the old setup
+    span: Tuple[int, int] = (0, 0)  # ietd.conf: the stanza's first and last line
 
 
 @dataclass
@@ -50,6 +52,14 @@ class OldSetup:
 def error(path: str, line: Optional[int], message: str) -> ConfigError:
     """A file:line error for an old file that cannot be read safely."""
     return ConfigError(message, path=path, line=line)
+
+
+_CHAP_LINE = re.compile(r"\A(\s*(?:incominguser|outgoinguser)\s+\S+\s+)\S+", re.I)
+
+
+def masked(line: str) -> str:
+    """A line as it may be printed: a CHAP secret replaced by asterisks."""
+    return _CHAP_LINE.sub(lambda m: m.group(1) + "********", line)
 
 
 def shown(text: str, limit: int = 60) -> str:

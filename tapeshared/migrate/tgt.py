@@ -5,7 +5,7 @@ from typing import List, Optional
 
 from tapeshared.backends.tgt.show import parse_show
 from tapeshared.core.names import iqn_problem
-from tapeshared.migrate.model import OldLun, OldSetup, OldTarget, error, shown
+from tapeshared.migrate.model import OldLun, OldSetup, OldTarget, error, masked, shown
 
 _OPEN = re.compile(r"\A<\s*(target|backing-store|direct-store)\s+(\S+?)\s*>\Z", re.I)
 _CLOSE = re.compile(r"\A<\s*/\s*(target|backing-store|direct-store)\s*>\Z", re.I)
@@ -71,7 +71,7 @@ def parse_conf(text: str, path: str) -> OldSetup:
         elif closed and closed.group(1).lower() == "target":
             if store is not None:
                 raise error(path, number, "</target> before </%s>" % store.kind)
-            target.removal.append("%s: %s" % (where, line))
+            target.removal.append("%s: %s" % (where, masked(line)))
             _finish(target, stores, bstype)
             setup.targets.append(target)
             target = None
@@ -98,7 +98,7 @@ def parse_conf(text: str, path: str) -> OldSetup:
                 target.outgoing = (words[1], words[2])
         elif words[0].lower() not in ("device-type",) + _IGNORED:
             setup.notes.append("%s: %s is not carried over" % (where, shown(line)))
-        target.removal.append("%s: %s" % (where, line))
+        target.removal.append("%s: %s" % (where, masked(line)))
     if target is not None:
         raise error(path, None, "<target %s> is never closed" % target.iqn)
     return setup
