@@ -108,6 +108,8 @@ def report(result: Imported, out: TextIO) -> None:
         out.write("# nothing to import\n")
     for note in result.notes:
         out.write("# not carried over: %s\n" % note)
+    for note in result.advice:
+        out.write("# note: %s\n" % note)
     if result.removal:
         out.write("# so that tapeshared can take these targets over, remove from the "
                   "old setup:\n")

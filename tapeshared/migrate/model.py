@@ -47,6 +47,7 @@ class OldSetup:
     source: str                   # "ietd", "targetcli", "tgt"
     targets: List[OldTarget] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    advice: List[str] = field(default_factory=list)  # carried, but worth a look
 
 
 def error(path: str, line: Optional[int], message: str) -> ConfigError:

@@ -37,6 +37,7 @@ class Imported:
     text: str = ""
     secrets: List[Tuple[str, str]] = field(default_factory=list)  # (path, secret)
     notes: List[str] = field(default_factory=list)
+    advice: List[str] = field(default_factory=list)
     removal: List[str] = field(default_factory=list)
     exports: int = 0
 
@@ -66,7 +67,7 @@ def export_name(iqn: str, taken: Set[str]) -> str:
     return name
 
 
-def _networks(target: OldTarget, notes: List[str]) -> List[str]:
+def _networks(target: OldTarget, notes: List[str], advice: List[str]) -> List[str]:
     found = []
     for item in target.initiators:
         if item.upper() == "ALL":
@@ -76,13 +77,13 @@ def _networks(target: OldTarget, notes: List[str]) -> List[str]:
             continue
         try:
             found.append(str(ipaddress.ip_network(item, strict=False)))
-            notes.append("%s: %s widened to its network %s" % (
+            advice.append("%s: %s widened to its network %s" % (
                 target.iqn, shown(item), found[-1]))
         except ValueError:
             notes.append("%s: initiator %s is not an address: not carried over"
                          % (target.iqn, shown(item)))
     if not found:
-        notes.append("%s: no initiator address list: ALL addresses allowed (as the old "
+        advice.append("%s: no initiator address list: ALL addresses allowed (as the old "
                      "setup did); narrow `initiators =`" % target.iqn)
         return ["ALL"]
     return found
@@ -128,7 +129,7 @@ def _luns(target: OldTarget, devices: Sequence[Device], real: Dict[str, str],
                 target.iqn, lun.lun, device.identity, existing.devices[device.identity]))
             continue
         if existing.backend == "tgt" and lun.lun == 0:
-            out.notes.append("%s LUN 0 becomes LUN 1: tgt keeps LUN 0 for its "
+            out.advice.append("%s LUN 0 becomes LUN 1: tgt keeps LUN 0 for its "
                              "controller" % target.iqn)
         number = 1 if existing.backend == "tgt" and lun.lun == 0 else lun.lun
         lines.append("; LUN %d was %s %s (%s %s)" % (number, address, lun.where,
@@ -150,7 +151,7 @@ def _export(target: OldTarget, devices: Sequence[Device], real: Dict[str, str],
     name = export_name(target.iqn, taken)
     lines = ["# imported from %s" % target.where, "[export %s]" % name,
              "iqn = %s" % target.iqn] + luns
-    lines.append("initiators = %s" % ", ".join(_networks(target, out.notes)))
+    lines.append("initiators = %s" % ", ".join(_networks(target, out.notes, out.advice)))
     if target.initiator_iqns:
         lines.append("initiator_iqns = %s" % ", ".join(sorted(set(target.initiator_iqns))))
     elif existing.backend in ("lio", "tgt"):
@@ -175,7 +176,7 @@ def _export(target: OldTarget, devices: Sequence[Device], real: Dict[str, str],
 def render(setup: OldSetup, devices: Sequence[Device], existing: Existing,
            secrets_dir: str, real: Optional[Dict[str, str]] = None) -> Imported:
     """The tapeshared configuration equivalent to setup on this system."""
-    out = Imported(notes=list(setup.notes))
+    out = Imported(notes=list(setup.notes), advice=list(setup.advice))
     taken = set(n.lower() for n in existing.names)
     sections = [_export(t, devices, real or {}, existing, secrets_dir, taken, out)
                 for t in setup.targets]

@@ -116,6 +116,6 @@ def parse(text: str, path: str) -> OldSetup:
                 target.removal.append("targetcli /backstores/pscsi delete %s" % name.strip("'"))
         setup.targets.append(target)
     if setup.targets:
-        setup.notes.append("LIO has no initiator address filter: the import allows ALL "
+        setup.advice.append("LIO has no initiator address filter: the import allows ALL "
                            "addresses; narrow `initiators =` (tapeshared's firewall)")
     return setup
