@@ -25,7 +25,13 @@ HCTL=$(local_tape)
 SERIAL=$(serial_of "$HCTL")
 pass "local tape $HCTL, serial $SERIAL"
 tc() { targetcli "$@" >/dev/null; }
-check "targetcli: pscsi backstore by H:C:T:L" tc /backstores/pscsi create name=dds4 dev="$HCTL"
+# rtslib-fb takes H:C:T:L in some versions only; else the tape's sg node
+if targetcli /backstores/pscsi create name=dds4 dev="$HCTL" 2>&1 | indent; then
+    test -d "$LIO"/core/pscsi_*/dds4 || tc /backstores/pscsi create name=dds4 \
+        dev="$(node_of "$HCTL" scsi_generic)"
+fi
+check "targetcli: pscsi backstore" test -d "$LIO"/core/pscsi_*/dds4
+note "targetcli's backstore: $(grep -h . "$LIO"/core/pscsi_*/dds4/udev_path 2>/dev/null)"
 check "targetcli: target" tc /iscsi create "$IQN"
 check "targetcli: LUN" tc "/iscsi/$IQN/tpg1/luns" create /backstores/pscsi/dds4
 check "targetcli: ACL" tc "/iscsi/$IQN/tpg1/acls" create "$GUEST_IQN"
