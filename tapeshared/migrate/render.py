@@ -132,8 +132,9 @@ def _luns(target: OldTarget, devices: Sequence[Device], real: Dict[str, str],
             out.advice.append("%s LUN 0 becomes LUN 1: tgt keeps LUN 0 for its "
                              "controller" % target.iqn)
         number = 1 if existing.backend == "tgt" and lun.lun == 0 else lun.lun
-        lines.append("; LUN %d was %s %s (%s %s)" % (number, address, lun.where,
-                                                    device.vendor, device.model))
+        made = " ".join(w for w in (device.vendor, device.model) if w)
+        lines.append("; LUN %d was %s (%s)%s" % (number, address, lun.where,
+                                               ": " + made if made else ""))
         lines.append("lun%d = %s" % (number, device.identity))
     return lines
 

@@ -59,7 +59,13 @@ def parse_conf(text: str, path: str) -> OldSetup:
             if iqn_problem(iqn):
                 raise error(path, number, "target %s: %s" % (shown(iqn), iqn_problem(iqn)))
             target, stores, bstype = OldTarget(iqn, where), [], ""
+        elif line.startswith("<") and not (opened or closed):
+            raise error(path, number, "%s is not a tgt block tag" % shown(line))
         elif target is None:
+            if words[0].lower() in ("default-driver", "ignore-errors", "include"):
+                if words[0].lower() == "include":
+                    setup.notes.append("%s: %s: import that file too" % (where, shown(line)))
+                continue
             if closed or opened:
                 raise error(path, number, "%s outside a <target> block" % shown(line))
             setup.notes.append("%s: %s (outside a target) is not carried over" % (

@@ -176,8 +176,9 @@ def test_tgt_targets_conf():
     assert "incominguser backup ********" in "\n".join(target.removal)
     out = render(setup, [builders.tape("1:0:6:0", serial="HU1", sg="/dev/sg1")],
                  Existing(backend="tgt"), "/s")
-    assert "lun2 = serial:HU1\n" in out.text and "initiators = 192.0.2.10/32\n" in out.text
-    assert any("bs-type rdwr" in n for n in out.notes)
+    assert "lun2 = serial:HU1\n" in out.text and "initiators = 192.0.2.10\n" in out.text
+    assert out.notes == ["iqn.2008-09.com.example:tape LUN 1 (bs-type rdwr, "
+                         "/etc/tgt/targets.conf:7): not a pass-through tape; left alone"]
 
 
 @pytest.mark.parametrize("text, line", [
