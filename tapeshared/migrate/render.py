@@ -159,7 +159,7 @@ def _export(target: OldTarget, devices: Sequence[Device], real: Dict[str, str],
         out.notes.append("%s: backend %s needs initiator_iqns =: add the initiator IQNs "
                          "given access" % (target.iqn, existing.backend))
         lines.append("; initiator_iqns = iqn.XXXX-XX.example:initiator  (required)")
-    for index, cred in enumerate(target.incoming[:1]):
+    for cred in target.incoming[:1]:
         _chap(name, "incoming", cred, secrets_dir, out, lines)
     if len(target.incoming) > 1:
         out.notes.append("%s: %d IncomingUser lines; tapeshared takes one per export: "

@@ -2,7 +2,7 @@
 iSCSI targets, their LUNs, ACLs and CHAP."""
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from tapeshared.core.model import Hctl
 from tapeshared.core.names import iqn_problem
@@ -110,9 +110,9 @@ def parse(text: str, path: str) -> OldSetup:
                                           store.passthrough, store.what))
             _acls(target, tpg, path, where, setup)
         target.removal.append("targetcli /iscsi delete %s" % iqn)
-        for lun in target.luns:
-            if lun.passthrough:
-                name = lun.where.split(" ")[-1].rstrip(")")
+        for old in target.luns:
+            if old.passthrough:
+                name = old.where.split(" ")[-1].rstrip(")")
                 target.removal.append("targetcli /backstores/pscsi delete %s" % name.strip("'"))
         setup.targets.append(target)
     if setup.targets:

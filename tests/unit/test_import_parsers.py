@@ -167,7 +167,7 @@ default-driver iscsi
 def test_tgt_targets_conf():
     setup = tgt.parse_conf(TGT_CONF, "/etc/tgt/targets.conf")
     (target,) = setup.targets
-    assert [(l.lun, l.path, l.passthrough) for l in target.luns] == [
+    assert [(lu.lun, lu.path, lu.passthrough) for lu in target.luns] == [
         (2, "/dev/sg1", True), (1, "/srv/disk.img", False)]
     assert target.initiators == ["192.0.2.10"]
     assert target.initiator_iqns == ["iqn.1994-05.com.example:backup"]
@@ -202,7 +202,7 @@ def test_tgtadm_show_output():
     setup = tgt.parse_tgtadm_show(data("tgtadm-show.txt"), "show.txt")
     (target,) = setup.targets
     assert target.iqn == "iqn.2008-09.com.example:tape"
-    assert [(l.lun, l.path, l.passthrough) for l in target.luns] == [(1, "/dev/sg1", True)]
+    assert [(lu.lun, lu.path, lu.passthrough) for lu in target.luns] == [(1, "/dev/sg1", True)]
     assert target.initiators == ["192.0.2.10"]
     assert target.removal == ["tgtadm --lld iscsi --mode target --op delete --tid 1"]
     assert any("do not show secrets" in n or "does not show secrets" in n
