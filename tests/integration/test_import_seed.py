@@ -2,6 +2,7 @@
 IET stand-in running the old ietd.conf; the import passes check-config and the
 plan shows no change to the running export."""
 
+import json
 import os
 import re
 import shutil
@@ -120,3 +121,30 @@ def test_a_malformed_ietd_conf_is_named_by_file_and_line(bed, ietroot):
     assert done.returncode == 78
     assert done.stderr.startswith("tapeshared: configuration error: %s:2: " % path)
     assert "Traceback" not in done.stderr
+
+
+def test_tgtadm_show_output_imports_the_sg_node_by_serial(bed, ietroot):
+    bed.add_tape("3:0:0:0", serial="TGT0001", sg_index=1)
+    ietroot.write_config("")
+    done = cli(bed, ietroot, "import", "--from-tgt", os.path.join(DATA, "tgtadm-show.txt"))
+    assert done.returncode == 1, done.stderr  # the CHAP account has no secret to carry
+    assert "lun1 = serial:TGT0001\n" in done.stdout
+    assert "#   tgtadm --lld iscsi --mode target --op delete --tid 1\n" in done.stdout
+
+
+def test_doctor_on_the_testbed_finds_the_device_and_a_conflicting_stanza(bed, ietroot):
+    bed.add_tape("1:0:6:0", serial="HU10125DDS", wwn=None)
+    ietroot.write_config("[export seed]\niqn = %s\nserial = HU10125DDS\n"
+                         "initiators = ALL\n" % IQN)
+    with open(ietroot.ietd_conf, "w") as handle:
+        handle.write(open(os.path.join(DATA, "seed-ietd.conf")).read())
+    done = cli(bed, ietroot, "doctor", "--json")
+    doc = json.loads(done.stdout)
+    by_name = {c["name"]: c for c in doc["checks"]}
+    assert by_name["device seed LUN 0"]["level"] == "ok"
+    assert "1:0:6:0" in by_name["device seed LUN 0"]["detail"]
+    claims = [(c["level"], c["detail"].split(": ", 1)[1].split(" (")[0])
+              for c in doc["checks"] if c["name"] == "other target configuration"]
+    assert claims == [("fail", "target %s is ours" % IQN),
+                      ("fail", "LUN 0 of %s is our device serial:HU10125DDS" % IQN)]
+    assert doc["exit"] == 2 and done.returncode == 2
