@@ -32,6 +32,9 @@ run: 0 after SIGTERM/SIGINT; 78 if the configuration is unusable at start;
 status: LSB codes: 0 running and every export verified, 1 dead (stale state),
   3 not running, 4 status unknown (unreadable or stale state), 150 running but
   an export is broken (see `tapeshared status --help`).
+import: 0 everything carried over, 1 something was not (or a file to write
+  exists), 78 the old file cannot be read safely (file:line).
+doctor: 0 every check ok, 1 a warning, 2 a failure.
 """
 
 

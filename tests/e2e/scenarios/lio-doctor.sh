@@ -54,48 +54,50 @@ wait_for 30 exported "$IQN" "$HCTL" || { daemon_log_tail; fail "export of the im
 pass "the daemon exports the imported target on $HCTL"
 wait_for 10 ts -c "$TS_CONF" plan >/dev/null || fail "plan: nothing to do"
 
-doctor() { ts -c "${1:-$TS_CONF}" doctor 2>&1 && DOC_RC=0 || DOC_RC=$?; }
-expect() {  # expect RC LEVEL PATTERN WHAT
-    local out
-    out=$(doctor "${5:-}")
-    if [ "$DOC_RC" != "$1" ] || ! printf '%s\n' "$out" | grep -q "^$2 .*$3"; then
-        printf '%s\n' "$out" | indent
-        fail "doctor: $4 (exit $DOC_RC, wanted $1 and a $2 line /$3/)"
-    fi
-    pass "doctor: $4 (exit $1): $(printf '%s\n' "$out" | grep "^$2 .*$3" | head -n1)"
+DOC_OUT=/tmp/lio-doctor.out
+doctor() { ts -c "${1:-$TS_CONF}" doctor > "$DOC_OUT" 2>&1 && DOC_RC=0 || DOC_RC=$?; }
+# expect RC CONFIG WHAT "LEVEL PATTERN"...: doctor on CONFIG exits RC with each line
+expect() {
+    local rc=$1 conf=$2 what=$3 want
+    shift 3
+    doctor "$conf"
+    [ "$DOC_RC" = "$rc" ] || { indent < "$DOC_OUT"; fail "doctor: $what: exit $DOC_RC, not $rc"; }
+    for want in "$@"; do
+        grep -q "^$want" "$DOC_OUT" || { indent < "$DOC_OUT"; fail "doctor: $what: no line /$want/"; }
+        pass "doctor: $what: $(grep "^$want" "$DOC_OUT" | head -n1)"
+    done
 }
-out=$(doctor) || true
-printf '%s\n' "$out" | indent
+doctor
+indent < "$DOC_OUT"
 [ "$DOC_RC" != 2 ] || fail "doctor finds no failure on a working host"
 pass "doctor on the working host: exit $DOC_RC"
 ts -c "$TS_CONF" doctor --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["schema"] == 1 and d["checks"]' ||
     fail "doctor --json"
 
-mkdir -p /etc/target && cp "$SAVED" /etc/target/saveconfig.json
-expect 2 fail "saveconfig.json: target $IQN is ours" "targetcli's saved configuration claims our target"
-rm -f /etc/target/saveconfig.json
-mkdir -p /etc/tgt/conf.d
+# other tools' configurations claiming our target and our device
+mkdir -p /etc/target /etc/tgt/conf.d && cp "$SAVED" /etc/target/saveconfig.json
 printf '<target iqn.2001-04.com.example:other>\n  direct-store %s\n</target>\n' \
     "$(node_of "$HCTL" scsi_generic)" > /etc/tgt/conf.d/lio-doctor.conf
-expect 2 fail "is our device serial:$SERIAL" "a tgt targets.conf claims our device"
-rm -f /etc/tgt/conf.d/lio-doctor.conf
+expect 2 "$TS_CONF" "other tools' configurations" \
+    "fail .*saveconfig.json: target $IQN is ours" \
+    "fail .*lio-doctor.conf: LUN 1 of iqn.2001-04.com.example:other is our device serial:$SERIAL"
+rm -f /etc/target/saveconfig.json /etc/tgt/conf.d/lio-doctor.conf
 
+# one configuration breaking four independent checks at once
 alt=/etc/tapeshared/alt/tapeshared.conf
 mkdir -p "${alt%/*}"
-variant() { sed "$1" "$TS_CONF" > "$alt"; cat /etc/tapeshared/conf.d/imported-targetcli.conf >> "$alt"; }
-variant 's/^portal = .*/portal = 192.0.2.99/'
-expect 1 warn "portal: 192.0.2.99 has no address" "the portal address is absent" "$alt"
-variant 's|^backend = lio|&\nstate_dir = /proc/tapeshared|'
-expect 2 fail "state_dir: /proc/tapeshared" "the state directory is not writable" "$alt"
-variant 's|^backend = lio|&\nfirewall = iptables\nfirewall_parent = NOSUCH|'
-expect 2 fail "firewall parent chain" "the firewall's parent chain is missing" "$alt"
-sed "s/^lun0 = serial:.*/lun0 = serial:NOSUCHTAPE/" "$TS_CONF" /etc/tapeshared/conf.d/imported-targetcli.conf > "$alt"
-expect 1 warn "serial:NOSUCHTAPE not present" "a configured device is missing" "$alt"
-expect 2 fail "configuration:" "a broken configuration" /nonexistent/tapeshared.conf
+sed -e 's/^portal = .*/portal = 192.0.2.99/' \
+    -e 's|^backend = lio|&\nstate_dir = /proc/tapeshared\nfirewall = iptables\nfirewall_parent = NOSUCH|' \
+    "$TS_CONF" > "$alt"
+sed 's/^lun0 = serial:.*/lun0 = serial:NOSUCHTAPE/' /etc/tapeshared/conf.d/imported-targetcli.conf >> "$alt"
+expect 2 "$alt" "a broken host" "warn  portal: 192.0.2.99 has no address" \
+    "fail  state_dir: /proc/tapeshared" "fail  firewall parent chain" \
+    "warn  device dds4 LUN 0: serial:NOSUCHTAPE not present"
+expect 2 /nonexistent/tapeshared.conf "no configuration" "fail  configuration:"
 stop_daemon
 lio_teardown
 if rmdir "$LIO/iscsi" 2>/dev/null; then
-    expect 2 fail "lio $LIO/iscsi: absent" "the iSCSI fabric is not registered"
+    expect 2 "$TS_CONF" "no fabric" "fail  lio $LIO/iscsi: absent"
     mkdir "$LIO/iscsi"
 else
     note "the guest's kernel keeps $LIO/iscsi: that check is failed in the unit tests only"
