@@ -24,21 +24,19 @@ check "LIO modules and configfs" lio_modules
 HCTL=$(local_tape)
 SERIAL=$(serial_of "$HCTL")
 pass "local tape $HCTL, serial $SERIAL"
-tc() { targetcli "$@" >/dev/null; }
-# rtslib-fb takes H:C:T:L in some versions only; else the tape's sg node
-if targetcli /backstores/pscsi create name=dds4 dev="$HCTL" 2>&1 | indent; then
-    test -d "$LIO"/core/pscsi_*/dds4 || tc /backstores/pscsi create name=dds4 \
-        dev="$(node_of "$HCTL" scsi_generic)"
-fi
-check "targetcli: pscsi backstore" test -d "$LIO"/core/pscsi_*/dds4
-note "targetcli's backstore: $(grep -h . "$LIO"/core/pscsi_*/dds4/udev_path 2>/dev/null)"
-check "targetcli: target" tc /iscsi create "$IQN"
-check "targetcli: LUN" tc "/iscsi/$IQN/tpg1/luns" create /backstores/pscsi/dds4
-check "targetcli: ACL" tc "/iscsi/$IQN/tpg1/acls" create "$GUEST_IQN"
-check "targetcli: CHAP" tc "/iscsi/$IQN/tpg1/acls/$GUEST_IQN" set auth userid=backup \
-    password=s3cretpassw0rd mutual_userid=target mutual_password=t4rgetsecret1
-check "targetcli saveconfig" tc saveconfig savefile="$SAVED"
-check "targetcli clearconfig" tc clearconfig confirm=True
+# One targetcli run reading its commands from stdin (each start costs seconds
+# under TCG). This rtslib-fb refuses dev=H:C:T:L ("not a device file"): the
+# backstore is made on the tape's sg node.
+SG=$(node_of "$HCTL" scsi_generic)
+tc_batch() {
+    printf '%s\n' "/backstores/pscsi create name=dds4 dev=$SG" \
+        "/iscsi create $IQN" "/iscsi/$IQN/tpg1/luns create /backstores/pscsi/dds4" \
+        "/iscsi/$IQN/tpg1/acls create $GUEST_IQN" \
+        "/iscsi/$IQN/tpg1/acls/$GUEST_IQN set auth userid=backup password=s3cretpassw0rd mutual_userid=target mutual_password=t4rgetsecret1" \
+        "saveconfig savefile=$SAVED" "clearconfig confirm=True" | targetcli
+    test -s "$SAVED" && ! test -e "$LIO/iscsi/$IQN"
+}
+check "targetcli: pscsi backstore on $SG, target, LUN, ACL, CHAP; saveconfig" tc_batch
 
 write_config "[global]
 backend = lio
@@ -71,8 +69,6 @@ doctor
 indent < "$DOC_OUT"
 [ "$DOC_RC" != 2 ] || fail "doctor finds no failure on a working host"
 pass "doctor on the working host: exit $DOC_RC"
-ts -c "$TS_CONF" doctor --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["schema"] == 1 and d["checks"]' ||
-    fail "doctor --json"
 
 # other tools' configurations claiming our target and our device
 mkdir -p /etc/target /etc/tgt/conf.d && cp "$SAVED" /etc/target/saveconfig.json
