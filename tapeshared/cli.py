@@ -32,6 +32,9 @@ run: 0 after SIGTERM/SIGINT; 78 if the configuration is unusable at start;
 status: LSB codes: 0 running and every export verified, 1 dead (stale state),
   3 not running, 4 status unknown (unreadable or stale state), 150 running but
   an export is broken (see `tapeshared status --help`).
+import: 0 everything carried over, 1 something was not (or a file to write
+  exists), 78 the old file cannot be read safely (file:line).
+doctor: 0 every check ok, 1 a warning, 2 a failure.
 """
 
 
@@ -175,6 +178,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from tapeshared.host import udev
+    from tapeshared.migrate import command
+    kind, path = next((k, getattr(args, "from_" + k)) for k in ("ietd", "targetcli", "tgt")
+                      if getattr(args, "from_" + k))
+    return command.run(kind, path, args.config, args.write, args.initiators_allow,
+                       udev.observe())
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from tapeshared import doctor
+    return doctor.main(args.config, args.json)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render --help in the README)."""
     top = _Parser(prog="tapeshared", epilog=EPILOG,
@@ -214,6 +231,27 @@ def parser() -> argparse.ArgumentParser:
                                  "codes); works read-only and without the daemon")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
+    imp = sub.add_parser("import", help="print (or --write) the tapeshared configuration "
+                         "equivalent to an IET, targetcli or tgt setup, each device "
+                         "named by serial/WWN (exit 1 if something was not carried over)")
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-ietd", metavar="FILE", help="an ietd.conf")
+    source.add_argument("--from-targetcli", metavar="FILE", help="a saveconfig.json")
+    source.add_argument("--from-tgt", metavar="FILE",
+                        help="a targets.conf, or saved `tgtadm --op show` output")
+    imp.add_argument("--initiators-allow", metavar="FILE",
+                     help="IET's initiators.allow (with --from-ietd)")
+    imp.add_argument("--write", action="store_true",
+                     help="write conf.d/imported-SOURCE.conf and the secret files "
+                          "(mode 0600) beside the config; never replaces a file")
+    imp.set_defaults(func=cmd_import)
+    from tapeshared.doctor import EPILOG as DOCTOR_EPILOG
+    doc = sub.add_parser("doctor", epilog=DOCTOR_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help="check whether tapeshared can work on this host "
+                              "(exit 0 ok, 1 a warning, 2 a failure)")
+    doc.add_argument("--json", action="store_true", help="machine-readable output")
+    doc.set_defaults(func=cmd_doctor)
     return top
 
 

@@ -1,0 +1,1 @@
+"""Import an existing target configuration (IET, targetcli, tgt) into tapeshared's."""
