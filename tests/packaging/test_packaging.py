@@ -248,6 +248,8 @@ PAYLOAD_COMMANDS = [
     (("-c", "{conf}", "status"), (3,), ""),  # no daemon: LSB 3, read-only
     (("-c", "{conf}", "status", "--json"), (3,), '"schema"'),
     (("--help",), (0,), "check-config"),
+    (("-c", "{conf}", "doctor"), (2,), "fail"),  # no configfs in the scratch root
+    (("import", "--help"), (0,), "--from-targetcli"),
 ]
 
 
