@@ -205,12 +205,13 @@ def test_first_export_then_nothing_to_do():
         ("--mode", "target", "--op", "new", "--tid", "1000", "--targetname", IQN),
         ("--mode", "logicalunit", "--op", "update", "--tid", "1000", "--lun", "0",
          "--params", "scsi_id=tapeshared"),
+        ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", INIT),
         tgtplan.reset_op(IQN, 1, Hctl(1, 0, 6, 0), "/dev/sg1"),
         ("--mode", "logicalunit", "--op", "new", "--tid", "1000", "--lun", "1", "--bstype",
          "sg", "--device-type", "pt", "--backing-store", "/dev/sg1"),
+        # the address entry last: until then tgt refuses every login
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-address",
-         "192.0.2.0/24"),
-        ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", INIT)]
+         "192.0.2.0/24")]
     assert notes == []
     simulate(state, ops)
     assert plan(state, [tape()]) == ([], [])
@@ -275,7 +276,7 @@ def test_absent_keep_deletes_a_lun_held_on_a_dead_node_and_re_adds_on_return():
     assert verbs(ops) == ["reset", "new"]
 
 
-def test_acl_changes_unbind_before_bind():
+def test_acl_changes_close_before_they_widen_and_bind_addresses_last():
     state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
     other = "iqn.1994-05.com.example:other"
     ops, _ = plan(state, [tape()], initiators=("192.0.2.5/32", "2001:db8::/32"),
@@ -283,12 +284,34 @@ def test_acl_changes_unbind_before_bind():
     assert ops == [
         ("--mode", "target", "--op", "unbind", "--tid", "1000", "--initiator-address",
          "192.0.2.0/24"),
+        ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", other),
         ("--mode", "target", "--op", "unbind", "--tid", "1000", "--initiator-name", INIT),
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-address",
          "192.0.2.5"),
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-address",
+         "2001:db8::/32")]
+    # names dropped altogether: the end takes any name, the kept address stays
+    simulate(state, ops)
+    ops, _ = plan(state, [tape()], initiators=("192.0.2.5/32",), iqns=())
+    assert ops == [
+        ("--mode", "target", "--op", "unbind", "--tid", "1000", "--initiator-address",
          "2001:db8::/32"),
-        ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", other)]
+        ("--mode", "target", "--op", "unbind", "--tid", "1000", "--initiator-name", other)]
+    # a narrowing change keeps the address bound all along
+    simulate(state, ops)
+    ops, _ = plan(state, [tape()], initiators=("192.0.2.5/32",), iqns=(INIT,))
+    assert ops == [
+        ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", INIT)]
+    # one name for another while an address stays: every address is unbound first
+    simulate(state, ops)
+    ops, _ = plan(state, [tape()], initiators=("192.0.2.5/32",), iqns=(other,))
+    assert ops == [
+        ("--mode", "target", "--op", "unbind", "--tid", "1000", "--initiator-address",
+         "192.0.2.5"),
+        ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", other),
+        ("--mode", "target", "--op", "unbind", "--tid", "1000", "--initiator-name", INIT),
+        ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-address",
+         "192.0.2.5")]
 
 
 def test_chap_accounts_created_bound_and_recreated_when_not_known_fresh():
@@ -307,10 +330,15 @@ def test_chap_accounts_created_bound_and_recreated_when_not_known_fresh():
     both = {"mutual", "tapeuser"}
     assert plan(state, [tape()], fresh=both, owned=both, chap=True) == ([], [])
     ops, _ = plan(state, [tape()], fresh={"mutual"}, owned=both, chap=True)
-    assert ops == [("--mode", "account", "--op", "delete", "--user", "tapeuser"),
+    # deleting the account unbinds it: the target is closed while it has no CHAP
+    assert ops == [("--mode", "target", "--op", "unbind", "--tid", "1000",
+                    "--initiator-address", "192.0.2.0/24"),
+                   ("--mode", "account", "--op", "delete", "--user", "tapeuser"),
                    ("--mode", "account", "--op", "new", "--user", "tapeuser"),
                    ("--mode", "account", "--op", "bind", "--tid", "1000", "--user",
-                    "tapeuser")]
+                    "tapeuser"),
+                   ("--mode", "target", "--op", "bind", "--tid", "1000",
+                    "--initiator-address", "192.0.2.0/24")]
     ops, _ = plan(simulate(state, ops), [tape()], fresh=both, owned=both)
     assert ops == [("--mode", "account", "--op", "unbind", "--tid", "1000", "--user",
                     "tapeuser"),

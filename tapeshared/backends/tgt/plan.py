@@ -153,6 +153,8 @@ class _Planner:
         self.recreated: Set[str] = set()
         self.managed = set(t.iqn for t in desired.targets)
         self.wanted_users: Set[str] = set()
+        self.closes: List[Op] = []  # address unbinds: before anything else
+        self.opens: List[Op] = []  # address binds: after everything of the targets
 
     def foreign_binds(self, user: str) -> List[str]:
         return sorted(t.iqn for t in self.state.targets.values()
@@ -186,39 +188,70 @@ class _Planner:
         return tid
 
     def target(self, want: TargetState) -> None:
+        """One target's ops, ordered so that no prefix opens it wider than the end.
+
+        tgt refuses every login to a target without an address ACL entry, takes
+        any initiator name while no name entry is bound, and asks no CHAP while
+        no incoming account is bound (usr/iscsi/target.c ip_acl, iqn_acl;
+        account_available). So the address entries come last: a new target gets
+        its mark, LUNs, name entries and accounts while it refuses everyone, and
+        a kill anywhere before the last bind leaves it closed. A change that
+        would let a filter pass more than its end state while addresses stay
+        bound (a name entry unbound while others are wanted, an incoming account
+        unbound or re-created while CHAP stays on) closes the target first
+        (every address entry unbound; open sessions stay) and opens it again at
+        the end. Otherwise every filter only ever passes a part of what it
+        passes at the end, and so does the target.
+        """
         have = self.state.by_iqn(want.iqn)
         if have is None:
             have = Target(self.new_tid(), want.iqn)
             self.ops.append(("--mode", "target", "--op", "new", "--tid", str(have.tid),
                              "--targetname", want.iqn))
         tid = ("--tid", str(have.tid))
+        entries = acl_entries(want)
+        addresses = [e for e in have.acl if is_address(e)]
+        names = [e for e in have.acl if not is_address(e)]
+        incoming = [c.user for c in want.incoming]
+        wanted_names = [e for e in entries if not is_address(e)]
+        widens = bool(wanted_names) and any(e not in entries for e in names) or \
+            bool(incoming) and any(u not in incoming or u in self.recreated
+                                   for u in have.incoming)
+        keep = [] if widens else [e for e in addresses if e in entries]
+        for entry in addresses:
+            if entry not in keep:
+                self.closes.append(("--mode", "target", "--op", "unbind") + tid + (
+                    "--initiator-address", entry))
         if not have.ours:
             self.ops.append(("--mode", "logicalunit", "--op", "update") + tid + (
                 "--lun", "0", "--params", "scsi_id=" + MARK))
-        self.luns(want, have, tid)
-        entries = acl_entries(want)
-        for entry in have.acl:
-            if entry not in entries:
-                self.ops.append(("--mode", "target", "--op", "unbind") + tid + (
-                    "--initiator-address" if is_address(entry) else "--initiator-name",
-                    entry))
         for entry in entries:
-            if entry not in have.acl:
+            if not is_address(entry) and entry not in names:
                 self.ops.append(("--mode", "target", "--op", "bind") + tid + (
-                    "--initiator-address" if is_address(entry) else "--initiator-name",
-                    entry))
-        for flag, now, users in (((), have.incoming, [c.user for c in want.incoming]),
+                    "--initiator-name", entry))
+        unbinds: List[Op] = []
+        for flag, now, users in (((), have.incoming, incoming),
                                  (("--outgoing",), have.outgoing,
                                   [want.outgoing.user] if want.outgoing else [])):
             now = [u for u in now if u not in self.recreated]  # deleting unbinds
             for user in now:
                 if user not in users:
-                    self.ops.append(("--mode", "account", "--op", "unbind") + tid + (
+                    unbinds.append(("--mode", "account", "--op", "unbind") + tid + (
                         "--user", user) + flag)
             for user in users:
                 if user not in now:
                     self.ops.append(("--mode", "account", "--op", "bind") + tid + (
                         "--user", user) + flag)
+        self.luns(want, have, tid)
+        for entry in names:
+            if entry not in entries:
+                self.ops.append(("--mode", "target", "--op", "unbind") + tid + (
+                    "--initiator-name", entry))
+        self.ops += unbinds
+        for entry in entries:
+            if is_address(entry) and entry not in keep:
+                self.opens.append(("--mode", "target", "--op", "bind") + tid + (
+                    "--initiator-address", entry))
 
     def luns(self, want: TargetState, have: Target, tid: Op) -> None:
         configured = set()
@@ -268,7 +301,10 @@ class _Planner:
     def run(self) -> List[Op]:
         self.accounts()
         for target in self.desired.targets:
+            self.ops += self.opens
+            self.opens = []
             self.target(target)
+        self.ops = self.closes + self.ops + self.opens
         for tid, have in sorted(self.state.targets.items()):
             if have.ours and have.iqn not in self.managed:
                 self.ops.append(("--mode", "target", "--op", "delete", "--force",
