@@ -27,8 +27,8 @@ from tapeshared.backends.tgt.plan import RESET, TgtDetail, TgtSettings, op_value
 from tapeshared.core.errors import CommandError, TransientError, VerifyError
 from tapeshared.core.model import Chap, DesiredState, Hctl
 from tapeshared.core.plan import Plan
-from tapeshared.host.atomicfile import read_bytes, write_if_changed
 from tapeshared.host import faults
+from tapeshared.host.atomicfile import read_bytes, write_if_changed
 from tapeshared.host.drivereset import DriveReset, node_address
 from tapeshared.host.lock import make_dir
 from tapeshared.host.runner import Runner
