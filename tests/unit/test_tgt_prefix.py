@@ -9,9 +9,9 @@ initial nor the final state accepts, nor show a LUN on a path that is neither
 the old nor the new one. A login a prefix newly accepts must see the final
 LUNs (LUNs before the ACL: never a bare LUN 0 controller).
 
-The login model follows tgt (usr/iscsi/target.c, iscsid.c): no address ACL
-entry refuses every login, no initiator-name entry takes any name, and no
-incoming account asks no CHAP.
+The login model is tgtd's as the VM tier saw it (1.0.85): a login gets in
+when its address matches an address entry or its name a name entry (no entry:
+nobody), and must then pass CHAP when an incoming account is bound.
 """
 
 import copy
@@ -132,9 +132,7 @@ def accepts(state, owned, iqn, address, name, user):
         return False
     addresses = [e for e in target.acl if tgtplan.is_address(e)]
     names = [e for e in target.acl if not tgtplan.is_address(e)]
-    if not any(matches(e, address) for e in addresses):
-        return False
-    if names and name not in names:
+    if not any(matches(e, address) for e in addresses) and name not in names:
         return False
     if target.incoming:
         return user is not None and user[0] in target.incoming and \
@@ -210,16 +208,17 @@ def test_every_prefix_converges_and_is_never_more_open_than_its_ends(case):
 
 
 def test_the_login_model_follows_tgt():
-    """No address entry: nobody; a name entry narrows; a bound account asks CHAP."""
+    """No entry: nobody; either kind of entry lets in; a bound account asks CHAP."""
     state, owned = start(CASES[0])
     target = tgtshow.Target(1000, IQN, {0: tgtshow.Lun(0, scsi_id="tapeshared")})
     state.targets[1000] = target
     assert not accepts(state, owned, IQN, "192.0.2.5", INIT, None)
+    target.acl.append(INIT)  # a name alone lets that initiator in from anywhere
+    assert accepts(state, owned, IQN, "198.51.100.5", INIT, None)
+    assert not accepts(state, owned, IQN, "198.51.100.5", OTHER_INIT, None)
     target.acl.append("192.0.2.0/24")
     assert accepts(state, owned, IQN, "192.0.2.5", OTHER_INIT, None)
-    assert not accepts(state, owned, IQN, "198.51.100.5", INIT, None)
-    target.acl.append(INIT)
-    assert not accepts(state, owned, IQN, "192.0.2.5", OTHER_INIT, None)
+    assert not accepts(state, owned, IQN, "198.51.100.5", OTHER_INIT, None)
     target.incoming.append("tapeuser")
     owned["tapeuser"] = "s3cret"
     assert not accepts(state, owned, IQN, "192.0.2.5", INIT, None)

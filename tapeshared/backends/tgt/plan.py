@@ -179,18 +179,17 @@ class _Planner:
     def target(self, want: TargetState) -> None:
         """One target's ops, ordered so that no prefix opens it wider than the end.
 
-        tgt refuses every login to a target without an address ACL entry, takes
-        any initiator name while no name entry is bound, and asks no CHAP while
-        no incoming account is bound (usr/iscsi/target.c ip_acl, iqn_acl;
-        account_available). So the address entries come last: a new target gets
-        its mark, LUNs, name entries and accounts while it refuses everyone, and
-        a kill anywhere before the last bind leaves it closed. A change that
-        would let a filter pass more than its end state while addresses stay
-        bound (a name entry unbound while others are wanted, an incoming account
-        unbound or re-created while CHAP stays on) closes the target first
-        (every address entry unbound; open sessions stay) and opens it again at
-        the end. Otherwise every filter only ever passes a part of what it
-        passes at the end, and so does the target.
+        tgtd (1.0.85, seen in the VM tier) lets a login in when its address
+        matches an address entry or its name matches a name entry, and then asks
+        CHAP when an incoming account is bound: no ACL entry refuses everyone,
+        and every entry, of either kind, opens. So entries no longer wanted are
+        unbound first (before any other op of the pass), the wanted ones bound
+        last: a new target gets its mark, accounts and LUNs while it refuses
+        everyone, and a kill anywhere before its last bind leaves it refusing
+        what the end refuses. An incoming account re-created (a new password)
+        is unbound meanwhile, which would drop CHAP while entries let logins
+        in: then every entry is unbound first and bound again at the end (open
+        sessions stay).
         """
         have = self.state.by_iqn(want.iqn)
         if have is None:
@@ -199,27 +198,16 @@ class _Planner:
                              "--targetname", want.iqn))
         tid = ("--tid", str(have.tid))
         entries = acl_entries(want)
-        addresses = [e for e in have.acl if is_address(e)]
-        names = [e for e in have.acl if not is_address(e)]
-        incoming = [c.user for c in want.incoming]
-        wanted_names = [e for e in entries if not is_address(e)]
-        widens = bool(wanted_names) and any(e not in entries for e in names) or \
-            bool(incoming) and any(u not in incoming or u in self.recreated
-                                   for u in have.incoming)
-        keep = [] if widens else [e for e in addresses if e in entries]
-        for entry in addresses:
+        widens = any(u in self.recreated for u in have.incoming)
+        keep = [] if widens else [e for e in have.acl if e in entries]
+        for entry in have.acl:
             if entry not in keep:
-                self.closes.append(("--mode", "target", "--op", "unbind") + tid + (
-                    "--initiator-address", entry))
+                self.closes.append(acl_op("unbind", tid, entry))
         if not have.ours:
             self.ops.append(("--mode", "logicalunit", "--op", "update") + tid + (
                 "--lun", "0", "--params", "scsi_id=" + MARK))
-        for entry in entries:
-            if not is_address(entry) and entry not in names:
-                self.ops.append(("--mode", "target", "--op", "bind") + tid + (
-                    "--initiator-name", entry))
         unbinds: List[Op] = []
-        for flag, now, users in (((), have.incoming, incoming),
+        for flag, now, users in (((), have.incoming, [c.user for c in want.incoming]),
                                  (("--outgoing",), have.outgoing,
                                   [want.outgoing.user] if want.outgoing else [])):
             now = [u for u in now if u not in self.recreated]  # deleting unbinds
@@ -231,16 +219,9 @@ class _Planner:
                 if user not in now:
                     self.ops.append(("--mode", "account", "--op", "bind") + tid + (
                         "--user", user) + flag)
+        self.ops += unbinds  # after the binds: CHAP never off on the way
         self.luns(want, have, tid)
-        for entry in names:
-            if entry not in entries:
-                self.ops.append(("--mode", "target", "--op", "unbind") + tid + (
-                    "--initiator-name", entry))
-        self.ops += unbinds
-        for entry in entries:
-            if is_address(entry) and entry not in keep:
-                self.opens.append(("--mode", "target", "--op", "bind") + tid + (
-                    "--initiator-address", entry))
+        self.opens += [acl_op("bind", tid, e) for e in entries if e not in keep]
 
     def luns(self, want: TargetState, have: Target, tid: Op) -> None:
         configured = set()
@@ -302,6 +283,12 @@ class _Planner:
             if not self.foreign_binds(user):
                 self.ops.append(("--mode", "account", "--op", "delete", "--user", user))
         return self.ops
+
+
+def acl_op(verb: str, tid: Op, entry: str) -> Op:
+    """Bind or unbind one ACL entry (an address rule or an initiator name)."""
+    return ("--mode", "target", "--op", verb) + tid + (
+        "--initiator-address" if is_address(entry) else "--initiator-name", entry)
 
 
 def plan_ops(state: TgtState, desired: DesiredState, fresh: AbstractSet[str] = frozenset(),
