@@ -15,11 +15,13 @@ STEPS=/tmp/tapeshared-e2e/steps.log
 t_start=$(now_ms)
 
 tape_add
+t0=$(now_ms)
 hctl=$(tapes_on scsi_debug 1 | head -n1)
 serial=$(serial_of "$hctl")
 [ -n "$serial" ] || fail "no serial for local tape $hctl"
 tgt_start
 write_tape_conf "$serial"
+note "setup (scan, tgtd) $(( $(now_ms) - t0 )) ms"
 
 # apply_at K: one `tapeshared apply` killed right before step K (K=0: no kill);
 # its steps go to $STEPS.
@@ -38,6 +40,11 @@ apply_at() {
 # discovery lists no target the initiator may not reach) does not get in.
 login_refused() {
     iscsiadm -m node -o new -T "$TGT_IQN" -p "$PORTAL" >/dev/null 2>&1 || true
+    # one try, a short timeout: a refusal must not cost iscsid's retries
+    iscsiadm -m node -T "$TGT_IQN" -p "$PORTAL" -o update \
+        -n node.session.initial_login_retry_max -v 1 >/dev/null 2>&1 || true
+    iscsiadm -m node -T "$TGT_IQN" -p "$PORTAL" -o update \
+        -n node.conn[0].timeo.login_timeout -v 5 >/dev/null 2>&1 || true
     if iscsiadm -m node -T "$TGT_IQN" -p "$PORTAL" --login >/dev/null 2>&1; then
         logout_all
         return 1
@@ -83,11 +90,15 @@ reset_first() {
     rm -rf /run/tapeshared-e2e
 }
 for k in $(seq 1 "$n_first"); do
+    t0=$(now_ms)
     reset_first
     apply_at "$k" || fail "first export: the apply was not killed at step $k"
     label=$(tail -n1 "$STEPS" | cut -f2)
+    t1=$(now_ms)
     login_refused || fail "first export killed before step $k ($label): a login got in"
+    t2=$(now_ms)
     converged "$k" "first export" "$sg"
+    note "first export, kill at $k: killed apply $((t1 - t0)) ms, login refused $((t2 - t1)) ms, pass and resync $(( $(now_ms) - t2 )) ms"
 done
 pass "first export killed before each of its $n_first steps: no login got in; one pass and a resync left exactly the expected objects"
 
