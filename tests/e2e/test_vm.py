@@ -50,7 +50,7 @@ GROUPS = (
     ("lio", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-reset", "lio-library",
              "lio-no-reexport", "lio-restart-reload", "lio-firewall", "lio-squatter",
              "lio-doctor")),
-    ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset")),
+    ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset", "tgt-kill")),
 )
 GROUP_TIMEOUT = 1200
 # Run again in one boot of the older guest kernel (run.py --kernel old): its

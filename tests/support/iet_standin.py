@@ -17,6 +17,7 @@ script's restart that does nothing (exit 0, "already running").
 
 Layout under --root: etc/ietd.conf, proc/net/iet/volume, proc/net/iet/session,
 standin/restarts (a counter), standin/ietadm (a counter), standin/log,
+standin/running.conf (the ietd.conf text the last restart loaded),
 standin/fail_restarts (optional: how many restarts fail), standin/sysfs
 (optional: a directory holding H:C:T:L entries; default: search /sys/devices).
 """
@@ -147,6 +148,9 @@ def restart(root, portal=None):
     conf = path(root, "etc", "ietd.conf")
     text = open(conf, encoding="latin-1").read() if os.path.exists(conf) else ""
     write_volume(root, parse_conf(root, text))
+    # what ietd loaded (accounts, session keys: nothing in /proc shows them)
+    with open(path(root, "standin", "running.conf"), "w", encoding="latin-1") as handle:
+        handle.write(text)
     if portal is not None:
         write_listener(root, portal)
     # a restart drops every connected session

@@ -208,6 +208,7 @@ def test_first_export_then_nothing_to_do():
         tgtplan.reset_op(IQN, 1, Hctl(1, 0, 6, 0), "/dev/sg1"),
         ("--mode", "logicalunit", "--op", "new", "--tid", "1000", "--lun", "1", "--bstype",
          "sg", "--device-type", "pt", "--backing-store", "/dev/sg1"),
+        # the ACL entries last: until then tgt refuses every login
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-address",
          "192.0.2.0/24"),
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", INIT)]
@@ -275,7 +276,7 @@ def test_absent_keep_deletes_a_lun_held_on_a_dead_node_and_re_adds_on_return():
     assert verbs(ops) == ["reset", "new"]
 
 
-def test_acl_changes_unbind_before_bind():
+def test_acl_entries_no_longer_wanted_go_first_and_new_ones_last():
     state = simulate(tgtshow.TgtState(), plan(tgtshow.TgtState(), [tape()])[0])
     other = "iqn.1994-05.com.example:other"
     ops, _ = plan(state, [tape()], initiators=("192.0.2.5/32", "2001:db8::/32"),
@@ -289,6 +290,13 @@ def test_acl_changes_unbind_before_bind():
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-address",
          "2001:db8::/32"),
         ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", other)]
+    # an entry kept stays bound all along
+    simulate(state, ops)
+    ops, _ = plan(state, [tape()], initiators=("192.0.2.5/32",), iqns=(INIT, other))
+    assert ops == [
+        ("--mode", "target", "--op", "unbind", "--tid", "1000", "--initiator-address",
+         "2001:db8::/32"),
+        ("--mode", "target", "--op", "bind", "--tid", "1000", "--initiator-name", INIT)]
 
 
 def test_chap_accounts_created_bound_and_recreated_when_not_known_fresh():
@@ -307,10 +315,19 @@ def test_chap_accounts_created_bound_and_recreated_when_not_known_fresh():
     both = {"mutual", "tapeuser"}
     assert plan(state, [tape()], fresh=both, owned=both, chap=True) == ([], [])
     ops, _ = plan(state, [tape()], fresh={"mutual"}, owned=both, chap=True)
-    assert ops == [("--mode", "account", "--op", "delete", "--user", "tapeuser"),
+    # deleting the account unbinds it: the target is closed while it has no CHAP
+    assert ops == [("--mode", "target", "--op", "unbind", "--tid", "1000",
+                    "--initiator-address", "192.0.2.0/24"),
+                   ("--mode", "target", "--op", "unbind", "--tid", "1000",
+                    "--initiator-name", INIT),
+                   ("--mode", "account", "--op", "delete", "--user", "tapeuser"),
                    ("--mode", "account", "--op", "new", "--user", "tapeuser"),
                    ("--mode", "account", "--op", "bind", "--tid", "1000", "--user",
-                    "tapeuser")]
+                    "tapeuser"),
+                   ("--mode", "target", "--op", "bind", "--tid", "1000",
+                    "--initiator-address", "192.0.2.0/24"),
+                   ("--mode", "target", "--op", "bind", "--tid", "1000",
+                    "--initiator-name", INIT)]
     ops, _ = plan(simulate(state, ops), [tape()], fresh=both, owned=both)
     assert ops == [("--mode", "account", "--op", "unbind", "--tid", "1000", "--user",
                     "tapeuser"),

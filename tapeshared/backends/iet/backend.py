@@ -1,6 +1,7 @@
 """IET backend adapter: reads ietd.conf, access files and /proc; writes, restarts, ietadm."""
 
 import logging
+import os
 import time
 from dataclasses import replace
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
@@ -14,7 +15,7 @@ from tapeshared.backends.iet.proc import parse_sessions, parse_volume
 from tapeshared.core.errors import CommandError, TransientError, VerifyError
 from tapeshared.core.model import DesiredState, Hctl
 from tapeshared.core.plan import Plan
-from tapeshared.host import scsireset
+from tapeshared.host import faults, scsireset
 from tapeshared.host.atomicfile import mode_of, read_bytes, remove_stale, write_if_changed
 from tapeshared.host.lock import make_dir
 from tapeshared.host.retry import retry_call
@@ -83,7 +84,8 @@ class IetBackend:
             volume=None if volume is None else parse_volume(iet_plan.text(volume) or ""),
             listening=iet_plan.listeners([iet_plan.text(read_bytes(p))
                                           for p in s.proc_net_tcp], s.port),
-            memory=self._load_memory())
+            memory=self._load_memory(),
+            pending=os.path.exists(iet_plan.pending_path(s.state_dir)))
         if detail.volume is not None:
             detail = replace(detail, instances=self._instances(
                 lun.hctl for target in detail.volume.values()
@@ -120,6 +122,7 @@ class IetBackend:
         actions = []
         for iqn, number, hctl in iet_plan.resets(snapshot, desired, instances):
             try:
+                faults.step("reset %s (LUN %d of %s)" % (hctl, number, iqn))
                 self.reset(hctl, instances.get(hctl))
             except TransientError as exc:
                 raise TransientError("LUN %d of %s is not re-pointed at the device at %s, "
@@ -144,7 +147,11 @@ class IetBackend:
         conf = self.settings.ietd_conf
         for path in self._managed_files():
             remove_stale(path)  # temp files a killed apply left
+        record = iet_plan.pending_path(self.settings.state_dir)
+        if plan.restart or plan.commands:
+            self._mark_pending(record)
         for change in sorted(plan.files, key=lambda c: c.path == conf):
+            faults.step("replace %s" % change.path)
             # a file holding CHAP secrets is never left readable by others
             if write_if_changed(change.path, change.new, change.mode,
                                 private=holds_secrets(change.new)):
@@ -153,6 +160,7 @@ class IetBackend:
         if plan.commands:
             try:
                 for argv in plan.commands:
+                    faults.step("ietadm %s" % " ".join(argv))
                     self.runner.run(argv)
                     actions.append("ran %s" % " ".join(argv))
                 self._wait_verified(desired)
@@ -165,7 +173,21 @@ class IetBackend:
                        sleep=self.sleep)
             actions.append("restarted the target (%s)" % " ".join(
                 self.settings.restart_command))
+        if plan.restart or plan.commands:
+            faults.step("remove %s" % record)
+            try:
+                os.unlink(record)
+            except FileNotFoundError:
+                pass
         return actions
+
+    def _mark_pending(self, record: str) -> None:
+        """Write the pending-restart record before the first file changes: a kill
+        from here on leaves it, and the next pass restarts ietd even when the
+        files it finds are already the new ones."""
+        make_dir(self.settings.state_dir, "state directory")
+        faults.step("replace %s" % record)
+        write_if_changed(record, b"restart ietd: its files were changed for it\n", 0o600)
 
     def _managed_files(self) -> List[str]:
         s = self.settings
@@ -176,6 +198,7 @@ class IetBackend:
         # {portal} in the command (and TAPESHARED_PORTAL) give ietd its -a address
         portal = desired.portals[0] if desired.portals else ""
         argv = [arg.replace("{portal}", portal) for arg in self.settings.restart_command]
+        faults.step("restart %s" % " ".join(argv))
         self.runner.run(argv, timeout=120, env_extra={"TAPESHARED_PORTAL": portal})
         self._wait_verified(desired)
 

@@ -1,5 +1,6 @@
 """IET plan (pure): observed files and /proc -> the snapshot view, the plan, the problems."""
 
+import os
 from dataclasses import dataclass, field
 from typing import AbstractSet, Dict, List, Optional, Set, Tuple
 
@@ -31,6 +32,12 @@ class IetSettings:
     state_dir: str = "/run/tapeshared"  # where the LUN memory is kept (see memory)
 
 
+def pending_path(state_dir: str) -> str:
+    """The record an apply writes before it changes ietd's files for a restart
+    or live update, and removes once ietd runs them (verified)."""
+    return os.path.join(state_dir, "iet-restart-pending")
+
+
 def settings_for(g: GlobalConfig) -> IetSettings:
     """The IET backend's settings from [global]."""
     return IetSettings(
@@ -56,6 +63,9 @@ class IetDetail:
     memory: lunmemory.Memory = field(default_factory=dict)  # what the last apply bound
     # the device instance each running LUN's address holds now (None: no device)
     instances: Dict[Hctl, Optional[str]] = field(default_factory=dict)
+    # an apply that meant to restart or live-update ietd wrote its record and
+    # did not clear it: killed after (or while) writing the files
+    pending: bool = False
 
 
 def text(data: Optional[bytes]) -> Optional[str]:
@@ -146,6 +156,13 @@ def plan(snap: common.Snapshot, desired: DesiredState, settings: IetSettings) ->
     reasons = problems(snap, desired, unshown=False)
     if effective(new_text) != effective(old_text):
         reasons.insert(0, "%s changed" % settings.ietd_conf)
+    if detail.pending:
+        # what ietd runs beyond its LUNs (accounts, session keys) is not shown in
+        # /proc: only the record tells that the files were written for a restart
+        # that did not happen; a restart loads all of it
+        reasons.append("an interrupted apply left its restart pending (%s)" %
+                       pending_path(settings.state_dir))
+        return Plan(files=tuple(files), restart=True, reasons=tuple(reasons))
     if not reasons:
         return Plan(files=tuple(files))
     if settings.apply_mode == "live":

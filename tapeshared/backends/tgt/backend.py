@@ -27,6 +27,7 @@ from tapeshared.backends.tgt.plan import RESET, TgtDetail, TgtSettings, op_value
 from tapeshared.core.errors import CommandError, TransientError, VerifyError
 from tapeshared.core.model import Chap, DesiredState, Hctl
 from tapeshared.core.plan import Plan
+from tapeshared.host import faults
 from tapeshared.host.atomicfile import read_bytes, write_if_changed
 from tapeshared.host.drivereset import DriveReset, node_address
 from tapeshared.host.lock import make_dir
@@ -241,6 +242,7 @@ class TgtBackend:
 
     def _run(self, op: Tuple[str, ...], chaps: Dict[str, Chap]) -> None:
         user = tgt_plan.needs_secret(op)
+        faults.step(tgt_plan.describe(op))  # the password masked
         try:
             if user is None:
                 self.runner.run(self._adm(op))
@@ -254,6 +256,7 @@ class TgtBackend:
     def _reset(self, op: Tuple[str, ...], memory: Dict[str, Any]) -> None:
         """Reset the device a LUN is about to export; remember when and which one."""
         hctl, path = Hctl.parse(op_value(op, "--hctl")), op_value(op, "--backing-store")
+        faults.step("reset %s %s" % (hctl, path))
         held = self.drive.reset(hctl, path)
         log.info("reset the logical unit %s (%s) before exporting it as LUN %s of %s",
                  hctl, path, op_value(op, "--lun"), op_value(op, "--targetname"))

@@ -29,36 +29,25 @@ Rules (see also tgt.py):
   target wants them; an account bound to a foreign target is never changed.
 """
 
-import re
 from dataclasses import dataclass, field
-from typing import AbstractSet, Dict, List, Mapping, Optional, Set, Tuple
+from typing import AbstractSet, Dict, List, Mapping, Set, Tuple
 
 from tapeshared.backends import common
+from tapeshared.backends.tgt.ops import (  # noqa: F401 (the plan's vocabulary, re-exported)
+    RESET,
+    Op,
+    acl_entries,
+    describe,
+    is_address,
+    needs_secret,
+    op_value,
+    reset_op,
+)
 from tapeshared.backends.tgt.show import MARK, Target, TgtState
 from tapeshared.core.errors import ConfigError
 from tapeshared.core.model import DesiredState, Hctl, TargetState
 
 TID_BASE = 1000
-Op = Tuple[str, ...]  # tgtadm arguments after `--lld iscsi`, or a RESET op
-RESET = "reset"  # (RESET, --targetname, IQN, --lun, N, --hctl, H:C:T:L, --backing-store, P)
-
-
-def is_address(entry: str) -> bool:
-    """Whether an ACL entry is an address rule (else an initiator name rule)."""
-    if entry == "ALL":
-        return True
-    return re.match(r"\A\[?[0-9A-Fa-f.:]+\]?(/[0-9]{1,3})?\Z", entry) is not None \
-        and any(c in entry for c in ".:")
-
-
-def acl_entries(target: TargetState) -> List[str]:
-    """The ACL entries a target must have: addresses (a host without /32), names."""
-    found = []
-    for net in target.initiators:
-        if net.endswith("/32") and ":" not in net or net.endswith("/128"):
-            net = net.rsplit("/", 1)[0]
-        found.append(net)
-    return found + list(target.initiator_iqns)
 
 
 def previous(state: TgtState, resolve: Mapping[str, Hctl],
@@ -153,6 +142,8 @@ class _Planner:
         self.recreated: Set[str] = set()
         self.managed = set(t.iqn for t in desired.targets)
         self.wanted_users: Set[str] = set()
+        self.closes: List[Op] = []  # address unbinds: before anything else
+        self.opens: List[Op] = []  # address binds: after everything of the targets
 
     def foreign_binds(self, user: str) -> List[str]:
         return sorted(t.iqn for t in self.state.targets.values()
@@ -186,39 +177,51 @@ class _Planner:
         return tid
 
     def target(self, want: TargetState) -> None:
+        """One target's ops, ordered so that no prefix opens it wider than the end.
+
+        tgtd (1.0.85, seen in the VM tier) lets a login in when its address
+        matches an address entry or its name matches a name entry, and then asks
+        CHAP when an incoming account is bound: no ACL entry refuses everyone,
+        and every entry, of either kind, opens. So entries no longer wanted are
+        unbound first (before any other op of the pass), the wanted ones bound
+        last: a new target gets its mark, accounts and LUNs while it refuses
+        everyone, and a kill anywhere before its last bind leaves it refusing
+        what the end refuses. An incoming account re-created (a new password)
+        is unbound meanwhile, which would drop CHAP while entries let logins
+        in: then every entry is unbound first and bound again at the end (open
+        sessions stay).
+        """
         have = self.state.by_iqn(want.iqn)
         if have is None:
             have = Target(self.new_tid(), want.iqn)
             self.ops.append(("--mode", "target", "--op", "new", "--tid", str(have.tid),
                              "--targetname", want.iqn))
         tid = ("--tid", str(have.tid))
+        entries = acl_entries(want)
+        widens = any(u in self.recreated for u in have.incoming)
+        keep = [] if widens else [e for e in have.acl if e in entries]
+        for entry in have.acl:
+            if entry not in keep:
+                self.closes.append(acl_op("unbind", tid, entry))
         if not have.ours:
             self.ops.append(("--mode", "logicalunit", "--op", "update") + tid + (
                 "--lun", "0", "--params", "scsi_id=" + MARK))
-        self.luns(want, have, tid)
-        entries = acl_entries(want)
-        for entry in have.acl:
-            if entry not in entries:
-                self.ops.append(("--mode", "target", "--op", "unbind") + tid + (
-                    "--initiator-address" if is_address(entry) else "--initiator-name",
-                    entry))
-        for entry in entries:
-            if entry not in have.acl:
-                self.ops.append(("--mode", "target", "--op", "bind") + tid + (
-                    "--initiator-address" if is_address(entry) else "--initiator-name",
-                    entry))
+        unbinds: List[Op] = []
         for flag, now, users in (((), have.incoming, [c.user for c in want.incoming]),
                                  (("--outgoing",), have.outgoing,
                                   [want.outgoing.user] if want.outgoing else [])):
             now = [u for u in now if u not in self.recreated]  # deleting unbinds
             for user in now:
                 if user not in users:
-                    self.ops.append(("--mode", "account", "--op", "unbind") + tid + (
+                    unbinds.append(("--mode", "account", "--op", "unbind") + tid + (
                         "--user", user) + flag)
             for user in users:
                 if user not in now:
                     self.ops.append(("--mode", "account", "--op", "bind") + tid + (
                         "--user", user) + flag)
+        self.ops += unbinds  # after the binds: CHAP never off on the way
+        self.luns(want, have, tid)
+        self.opens += [acl_op("bind", tid, e) for e in entries if e not in keep]
 
     def luns(self, want: TargetState, have: Target, tid: Op) -> None:
         configured = set()
@@ -268,7 +271,10 @@ class _Planner:
     def run(self) -> List[Op]:
         self.accounts()
         for target in self.desired.targets:
+            self.ops += self.opens
+            self.opens = []
             self.target(target)
+        self.ops = self.closes + self.ops + self.opens
         for tid, have in sorted(self.state.targets.items()):
             if have.ours and have.iqn not in self.managed:
                 self.ops.append(("--mode", "target", "--op", "delete", "--force",
@@ -277,6 +283,12 @@ class _Planner:
             if not self.foreign_binds(user):
                 self.ops.append(("--mode", "account", "--op", "delete", "--user", user))
         return self.ops
+
+
+def acl_op(verb: str, tid: Op, entry: str) -> Op:
+    """Bind or unbind one ACL entry (an address rule or an initiator name)."""
+    return ("--mode", "target", "--op", verb) + tid + (
+        "--initiator-address" if is_address(entry) else "--initiator-name", entry)
 
 
 def plan_ops(state: TgtState, desired: DesiredState, fresh: AbstractSet[str] = frozenset(),
@@ -288,31 +300,3 @@ def plan_ops(state: TgtState, desired: DesiredState, fresh: AbstractSet[str] = f
     (its node's uevent brings another pass)."""
     planner = _Planner(state, desired, set(fresh), set(owned), bstype, device_type)
     return planner.run(), planner.notes
-
-
-def reset_op(iqn: str, lun: int, hctl: Hctl, path: str) -> Op:
-    """The reset of the device at hctl (named by path) before it becomes LUN lun."""
-    return (RESET, "--targetname", iqn, "--lun", str(lun), "--hctl", str(hctl),
-            "--backing-store", path)
-
-
-def op_value(op: Op, flag: str) -> str:
-    """The argument after flag in op ("" when op has no such flag)."""
-    return op[op.index(flag) + 1] if flag in op else ""
-
-
-def needs_secret(op: Op) -> Optional[str]:
-    """The user whose password must be added to this op (account creation), or None."""
-    if op[:4] == ("--mode", "account", "--op", "new"):
-        return op[op.index("--user") + 1]
-    return None
-
-
-def describe(op: Op, prefix: Tuple[str, ...] = ("tgtadm",)) -> str:
-    """An operation as the command line a person reads; the password masked."""
-    if op[0] == RESET:
-        return "reset the logical unit %s (%s, no escalation) before exporting it as " \
-            "LUN %s of %s" % (op_value(op, "--hctl"), op_value(op, "--backing-store"),
-                              op_value(op, "--lun"), op_value(op, "--targetname"))
-    extra = ("--password", "********") if needs_secret(op) else ()
-    return " ".join(prefix + ("--lld", "iscsi") + op + extra)
