@@ -48,7 +48,8 @@ def image(runner):
 # I/O errors on tgtd's side now and then.
 GROUPS = (
     ("lio", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-reset", "lio-library",
-             "lio-no-reexport", "lio-restart-reload", "lio-firewall", "lio-squatter")),
+             "lio-no-reexport", "lio-restart-reload", "lio-firewall", "lio-squatter",
+             "lio-kill")),
     ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset")),
 )
 GROUP_TIMEOUT = 1200
