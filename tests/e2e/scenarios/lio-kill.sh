@@ -55,12 +55,13 @@ change() {
     $prepare
     rm -f "$STEPS"
     TAPESHARED_STEP_LOG=$STEPS ts -c "$TS_CONF" apply >/dev/null || fail "$name: dry run"
-    n=$(wc -l < "$STEPS")
+    cp "$STEPS" "$STEPS.dry"
+    n=$(wc -l < "$STEPS.dry")
     [ "$n" -gt 0 ] || fail "$name: no steps logged"
     EXPECTED=$(objects)
     for k in $(seq "$n"); do
         $prepare
-        check "$name: killed before step $k/$n ($(sed -n "${k}p" "$STEPS" | cut -f2 | cut -c1-60))" killed_at "$k"
+        check "$name: killed before step $k/$n ($(sed -n "${k}p" "$STEPS.dry" | cut -f2 | cut -c1-60))" killed_at "$k"
         check "$name: killed at $k: converged to the whole apply's objects" converge
     done
     pass "$name: $n steps, each killed and converged ($(ms_since "$begin") ms)"
