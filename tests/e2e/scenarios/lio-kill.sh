@@ -1,5 +1,5 @@
 #!/bin/bash
-# Crash consistency: `tapeshared apply` SIGKILLed before each configfs step of a
+# Crash consistency: `tapeshared apply` SIGKILLed before a configfs step of a
 # first export and of a renumbering (the step log counts them), then one apply
 # (the restart's first pass) and a second (the resync): configfs then holds
 # exactly the objects a whole apply makes, nothing left over (an empty HBA of
@@ -50,7 +50,7 @@ converge() {
 
 # change NAME PREPARE: count the steps of PREPARE's change, then kill at each.
 change() {
-    local name=$1 prepare=$2 n k begin
+    local name=$1 prepare=$2 n k ks begin
     begin=$(now_ns)
     $prepare
     rm -f "$STEPS"
@@ -59,12 +59,16 @@ change() {
     n=$(wc -l < "$STEPS.dry")
     [ "$n" -gt 0 ] || fail "$name: no steps logged"
     EXPECTED=$(objects)
-    for k in $(seq "$n"); do
+    # every k costs ~25 s of TCG guest time (three Python starts): CI kills at
+    # the middle and before the last step (after the old backstore's rmdir, before
+    # its HBA's); LIO_KILL_ALL=1 kills before every step
+    if [ "${LIO_KILL_ALL:-0}" = 1 ]; then ks=$(seq "$n"); else ks="$((n / 2)) $n"; fi
+    for k in $ks; do
         $prepare
         check "$name: killed before step $k/$n ($(sed -n "${k}p" "$STEPS.dry" | cut -f2 | cut -c1-60))" killed_at "$k"
         check "$name: killed at $k: converged to the whole apply's objects" converge
     done
-    pass "$name: $n steps, each killed and converged ($(ms_since "$begin") ms)"
+    pass "$name: $n steps; killed before step(s) $(echo $ks) and converged ($(ms_since "$begin") ms)"
 }
 
 first_export() { lio_teardown || fail "teardown before the first export"; }
