@@ -68,7 +68,7 @@ change() {
         check "$name: killed before step $k/$n ($(sed -n "${k}p" "$STEPS.dry" | cut -f2 | cut -c1-60))" killed_at "$k"
         check "$name: killed at $k: converged to the whole apply's objects" converge
     done
-    pass "$name: $n steps; killed before step(s) $(echo $ks) and converged ($(ms_since "$begin") ms)"
+    pass "$name: $n steps; killed before step(s) ${ks//$'\n'/ } and converged ($(ms_since "$begin") ms)"
 }
 
 first_export() { lio_teardown || fail "teardown before the first export"; }
