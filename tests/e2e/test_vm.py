@@ -49,7 +49,7 @@ def image(runner):
 GROUPS = (
     ("lio", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-reset", "lio-library",
              "lio-no-reexport", "lio-restart-reload", "lio-firewall", "lio-squatter",
-             "lio-doctor")),
+             "lio-doctor", "lio-kill")),
     ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset", "tgt-kill")),
 )
 GROUP_TIMEOUT = 1200

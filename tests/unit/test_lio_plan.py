@@ -1,5 +1,7 @@
 """LIO plan (pure): renumbering order, idempotence, ownership, absent policy."""
 
+import dataclasses
+
 from support import builders
 from support.builders import INIT, IQN
 
@@ -18,7 +20,11 @@ def config(absent="keep"):
 
 def _tpg_op(target, op, rest):
     kind = op[0]
-    if rest == ["enable"]:
+    if not rest:
+        target.tpg = kind == "mkdir"
+    elif rest == ["param", "TargetAlias"]:
+        target.alias = op[2]
+    elif rest == ["enable"]:
         target.enabled = op[2] == "1"
     elif rest[0] == "attrib":
         target.attrib[rest[1]] = op[2]
@@ -49,20 +55,28 @@ def _tpg_op(target, op, rest):
 def simulate(state, ops):
     """Apply operations to a LioState the way configfs would, for the planner's sake."""
     for op in ops:
+        if op[0] in ("loopup", "lunreset", "unloop"):
+            continue  # nothing in the target's object set changes
         parts = (op[2] if op[0] == "symlink" else op[1]).split("/")
-        if parts[0] == "core":
-            if len(parts) == 3 and op[0] == "mkdir":
-                state.backstores[parts[2]] = liostate.Backstore(parts[1], parts[2])
+        if op[0] == "reset":  # the adapter records it in the backstore's alias
+            store = state.backstores[parts[2]]
+            state.backstores[parts[2]] = dataclasses.replace(store, reset_at=1.0)
+        elif parts[0] == "core":
+            if len(parts) == 3 and op[0] == "mkdir":  # not bound until enabled
+                state.backstores[parts[2]] = liostate.Backstore(parts[1], parts[2], False)
             elif len(parts) == 3 and op[0] == "rmdir":
                 del state.backstores[parts[2]]
+            elif len(parts) == 4 and parts[3] == "enable":
+                state.backstores[parts[2]] = dataclasses.replace(
+                    state.backstores[parts[2]], enabled=op[2] == "1")
             elif len(parts) == 2:
                 (state.hbas.add if op[0] == "mkdir" else state.hbas.discard)(parts[1])
         elif len(parts) == 2:
             if op[0] == "mkdir":
-                state.targets[parts[1]] = liostate.Target()
+                state.targets[parts[1]] = liostate.Target(tpg=False)
             else:
                 del state.targets[parts[1]]
-        elif len(parts) > 3:
+        elif len(parts) >= 3:
             _tpg_op(state.targets[parts[1]], op, parts[3:])
     return state
 
@@ -123,7 +137,8 @@ def test_absent_keep_leaves_the_stale_lun_and_remove_drops_it():
 
 
 def test_foreign_hbas_are_skipped_and_nothing_is_removed():
-    state = liostate.LioState(hbas={"pscsi_0", "pscsi_1000"})
+    # pscsi_1000 is in our range but holds a backstore not ours: it stays
+    state = liostate.LioState(hbas={"pscsi_0", "pscsi_1000"}, foreign={"pscsi_1000"})
     ops = plan(state, [tape("1:0:6:0")])
     assert ops[0] == ("mkdir", "core/pscsi_1001")
     assert not any(op[0] in ("rmdir", "unlink") for op in ops)

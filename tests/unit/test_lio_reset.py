@@ -104,6 +104,8 @@ def test_a_bound_device_that_was_never_reset_is_reset_before_it_is_mapped():
 def test_a_mapped_backstore_from_an_older_version_is_not_reset():
     state = simulate(liostate.LioState(), plan(liostate.LioState(), [tape("1:0:6:0")]))
     (name,) = state.backstores
+    store = state.backstores[name]  # an older version wrote no record
+    state.backstores[name] = liostate.Backstore(store.hba, name, store.enabled)
     assert state.backstores[name].reset_at is None  # no record, but reachable
     cfg = builders.config(builders.export(iqns=(INIT, SECOND)), backend="lio")
     desired = desired_state(cfg, [tape("1:0:6:0")], liostate.previous(state))

@@ -14,7 +14,7 @@ from tapeshared.backends.lio.state import LioSettings, LioState, Op
 from tapeshared.core.errors import TransientError, VerifyError
 from tapeshared.core.model import DesiredState, Hctl, Session
 from tapeshared.core.plan import Plan
-from tapeshared.host import loopreset, scsireset
+from tapeshared.host import faults, loopreset, scsireset
 
 log = logging.getLogger(__name__)
 _LUN_DIR = re.compile(r"\Alun_([0-9]+)\Z")
@@ -81,7 +81,9 @@ class LioBackend:
 
     def _target(self, iqn: str) -> lio_state.Target:
         tpg = self._p("iscsi/%s/tpgt_1" % iqn)
-        target = lio_state.Target(enabled=_read(tpg + "/enable") == "1")
+        target = lio_state.Target(enabled=_read(tpg + "/enable") == "1",
+                                  tpg=os.path.isdir(tpg),
+                                  alias=_read(tpg + "/param/TargetAlias"))
         for name in _dirs(tpg + "/lun"):
             found = _LUN_DIR.match(name)
             if found:
@@ -112,7 +114,9 @@ class LioBackend:
                 continue
             state.hbas.add(hba)
             for name in _dirs(self._p("core/" + hba)):
-                if name.startswith(lio_state.PREFIX):
+                if not name.startswith(lio_state.PREFIX):
+                    state.foreign.add(hba)  # not ours: the HBA stays with it
+                else:
                     base = "core/%s/%s/" % (hba, name)
                     enabled = _read(self._p(base + "enable")) == "1"
                     bound = lio_state.bound_address(_read(self._p(base + "info")))
@@ -126,13 +130,11 @@ class LioBackend:
                         reset_at=float(mark.group(2)) if mark and mark.group(2) else None,
                         reset_scope=mark.group(3) or "" if mark else "")
         for iqn in _dirs(self._p("iscsi")):
-            if iqn in managed:
-                state.targets[iqn] = self._target(iqn)
+            if iqn == "discovery_auth":
                 continue
-            luns = _dirs(self._p("iscsi/%s/tpgt_1/lun" % iqn))
-            if any((_pointee(self._p("iscsi/%s/tpgt_1/lun/%s" % (iqn, lun))) or ""
-                    ).startswith(lio_state.PREFIX) for lun in luns):
-                state.targets[iqn] = self._target(iqn)  # ours, no longer configured
+            target = self._target(iqn)
+            if iqn in managed or lio_state.ours_target(target):
+                state.targets[iqn] = target  # managed, or ours no longer configured
         return state
 
     def observe(self, managed: Sequence[str] = ()) -> common.Snapshot:
@@ -214,6 +216,7 @@ class LioBackend:
         return lio_state.problems(snapshot, desired)
 
     def _do(self, op: Op) -> None:
+        faults.step(lio_plan.describe(op))  # a crash test may stop us right here
         kind = op[0]
         if kind == "write" and op[1].startswith("core/") and op[1].endswith("/enable"):
             # remember which device object enable binds (see _stale)

@@ -3,7 +3,10 @@
 Renumbering follows the measured fast path: the new backstore and a second
 target LUN come up first, each ACL's mapped LUN is swapped to it, and only then
 are the old LUN and backstore removed; initiators need no rescan. Objects are
-ours when named `tapeshared-...` (backstores) or when they are a managed target.
+ours when named `tapeshared-...` (backstores), when they are an HBA of our range
+(`state.ours_hba`), or a managed target or one carrying our alias or LUNs
+(`state.ours_target`). Every pass removes what is ours and no longer wanted,
+also what a kill left half-built, so any prefix of a plan converges.
 
 A tape's position is state the initiator keeps. A backstore bound to a device
 instance no initiator has reached yet is reset from the host (`reset`) right
@@ -20,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 from tapeshared.backends import common
 from tapeshared.backends.lio.state import (
     HBA_BASE,
+    TARGET_ALIAS,
     Acl,
     Backstore,
     LioState,
@@ -28,6 +32,7 @@ from tapeshared.backends.lio.state import (
     backstore_name,
     exposed,
     held,
+    ours_hba,
     portal_dir,
 )
 from tapeshared.core.model import Chap, DesiredState, TargetState
@@ -92,7 +97,11 @@ class _Planner:
         tpg = "iscsi/%s/tpgt_1" % target.iqn
         if have is None:
             self.ops += [("mkdir", "iscsi/" + target.iqn), ("mkdir", tpg)]
-            have = Target()
+            have = Target(tpg=False)
+        elif not have.tpg:  # a kill between the two mkdirs
+            self.ops.append(("mkdir", tpg))
+        if have.alias != TARGET_ALIAS:  # first, so a kill later leaves it recognisable
+            self.ops.append(("write", tpg + "/param/TargetAlias", TARGET_ALIAS))
         chap = bool(target.incoming)
         for key, value in (("generate_node_acls", "0"), ("demo_mode_write_protect", "1"),
                            ("cache_dynamic_acls", "0"), ("authentication", "1" if chap
@@ -197,6 +206,9 @@ class _Planner:
 
     def drop_target(self, iqn: str, have: Target) -> None:
         tpg = "iscsi/%s/tpgt_1" % iqn
+        if not have.tpg:
+            self.ops.append(("rmdir", "iscsi/" + iqn))
+            return
         if have.enabled:
             self.ops.append(("write", tpg + "/enable", "0"))
         for name, acl in sorted(have.acls.items()):
@@ -233,13 +245,30 @@ class _Planner:
                 self._drop_tpg_lun(tpg, number, name)
                 del have.luns[number]
         for name in sorted(dead):
-            store = self.state.backstores.pop(name)
-            self.ops += [("rmdir", store.path), ("rmdir", "core/" + store.hba)]
+            self.drop_backstore(name)
+
+    def drop_backstore(self, name: str) -> None:
+        """Remove a backstore of ours, then its HBA if it is ours and now empty."""
+        store = self.state.backstores.pop(name)
+        self.ops.append(("rmdir", store.path))
+        others = any(s.hba == store.hba for s in self.state.backstores.values())
+        if ours_hba(store.hba) and store.hba not in self.state.foreign and not others:
+            self.ops.append(("rmdir", "core/" + store.hba))
             self.hbas.discard(store.hba)
+
+    def drop_empty_hbas(self) -> None:
+        """An HBA of our range with nothing in it: left by a kill between a
+        backstore's rmdir and its HBA's, or between the HBA's mkdir and the
+        backstore's. Nothing reuses it, so it goes."""
+        used = set(s.hba for s in self.state.backstores.values()) | self.state.foreign
+        for hba in sorted(h for h in self.state.hbas if ours_hba(h) and h not in used):
+            self.ops.append(("rmdir", "core/" + hba))
+            self.hbas.discard(hba)
 
     def run(self) -> List[Op]:
         # a loopback target left by a killed LUN reset holds its backstore
         self.ops += [("unloop", wwn) for wwn in sorted(self.state.loopbacks)]
+        self.drop_empty_hbas()
         self.drop_unusable()
         self.reached = exposed(self.state)
         wanted = self.backstores()
@@ -250,8 +279,7 @@ class _Planner:
             self.drop_target(iqn, self.state.targets[iqn])
         keep = set(wanted.values())
         for name in sorted(set(self.state.backstores) - keep):
-            store = self.state.backstores[name]
-            self.ops += [("rmdir", store.path), ("rmdir", "core/" + store.hba)]
+            self.drop_backstore(name)
         return self.ops
 
 

@@ -10,6 +10,9 @@ from tapeshared.core.model import DesiredState, Hctl, LunState, Session
 
 PREFIX = "tapeshared-"
 HBA_BASE = 1000  # our HBAs are pscsi_1000 and up, away from targetcli's low numbers
+# what a target of ours says about itself (tpgt_1/param/TargetAlias): a target of
+# ours keeps being recognised while its last LUN is being taken down
+TARGET_ALIAS = "tapeshared"
 _NAME_HCTL = re.compile(r"-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)\Z")
 
 Op = Tuple[str, ...]  # ("mkdir", path) ("rmdir", path) ("write", path, value)
@@ -59,6 +62,8 @@ class Target:
     attrib: Dict[str, str] = field(default_factory=dict)
     auth: Dict[str, str] = field(default_factory=dict)
     sessions: List[Session] = field(default_factory=list)
+    tpg: bool = True  # False: the target directory without its tpgt_1 (a killed mkdir)
+    alias: str = ""  # tpgt_1/param/TargetAlias
 
 
 @dataclass
@@ -69,6 +74,24 @@ class LioState:
     hbas: Set[str] = field(default_factory=set)  # every pscsi HBA, ours or not
     targets: Dict[str, Target] = field(default_factory=dict)  # iqn -> ours only
     loopbacks: Set[str] = field(default_factory=set)  # our loopback WWNs (leftovers)
+    foreign: Set[str] = field(default_factory=set)  # HBAs holding a backstore not ours
+
+
+def ours_hba(name: str) -> bool:
+    """The range rule: a pscsi HBA numbered HBA_BASE or more is one tapeshared made.
+
+    Only such an HBA is ever removed, and only when nothing but our backstores
+    was in it: a foreign backstore inside keeps it.
+    """
+    number = name[len("pscsi_"):] if name.startswith("pscsi_") else ""
+    return number.isdigit() and int(number) >= HBA_BASE
+
+
+def ours_target(target: Target) -> bool:
+    """A target not (or no longer) configured is ours by its alias or by a LUN of
+    ours; anything else in configfs is never touched."""
+    return target.alias == TARGET_ALIAS or any(
+        (name or "").startswith(PREFIX) for name in target.luns.values())
 
 
 _INFO_FIELDS = ("Host ID", "Channel ID", "Target ID", "LUN")
