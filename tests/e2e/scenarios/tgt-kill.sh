@@ -91,7 +91,14 @@ reset_first() {
     tgtadm --lld iscsi --mode target --op delete --force --tid 1000
     rm -rf /run/tapeshared-e2e
 }
-for k in $(seq 1 "$n_first"); do
+# CI kills around the first ACL bind (the step that opens the target) and at
+# the end; TGT_KILL_ALL=1 kills before every step (about 35 s each in TCG).
+if [ "${TGT_KILL_ALL:-0}" = 1 ]; then
+    ks=$(seq 1 "$n_first")
+else
+    ks=$(printf '%s\n' "$first_bind" "$((first_bind + 1))" "$n_first" | awk -v n="$n_first" '$1 >= 1 && $1 <= n' | sort -un)
+fi
+for k in $ks; do
     t0=$(now_ms)
     reset_first
     apply_at "$k" || fail "first export: the apply was not killed at step $k"
@@ -107,7 +114,7 @@ for k in $(seq 1 "$n_first"); do
     converged "$k" "first export" "$sg"
     note "first export, kill at $k: killed apply $((t1 - t0)) ms, login refused $((t2 - t1)) ms, pass and resync $(( $(now_ms) - t2 )) ms"
 done
-pass "first export killed before each of its $n_first steps: no login got in before step $first_bind (the first ACL bind); one pass and a resync left exactly the expected objects"
+pass "first export killed before steps $(echo $ks) of its $n_first: no login got in before step $first_bind (the first ACL bind); one pass and a resync left exactly the expected objects"
 
 # --- a renumbering, killed at every step --------------------------------------
 # renumber: the tape leaves and returns on a new host; sets OLD, NEW, SG.
@@ -122,10 +129,11 @@ apply_at 0 || fail "a clean renumbering"
 n_renum=$(wc -l < "$STEPS")
 [ "$(objects_now)" = "$(expected "$SG")" ] || fail "clean renumbering: objects differ"
 pass "clean renumbering ($OLD -> $NEW): $n_renum steps: $(cut -f2 "$STEPS" | sed 's/ --lld iscsi//; s/ --tid [0-9]*//' | paste -sd';' -)"
-for k in $(seq 1 "$n_renum"); do
+if [ "${TGT_KILL_ALL:-0}" = 1 ]; then ks=$(seq 1 "$n_renum"); else ks="$((n_renum / 2)) $n_renum"; fi
+for k in $ks; do
     renumber_tape
     apply_at "$k" || fail "renumbering: the apply was not killed at step $k"
     converged "$k" "renumbering ($OLD -> $NEW)" "$SG"
 done
-pass "renumbering killed before each of its $n_renum steps: one pass and a resync left exactly the expected objects"
-echo "RESULT tgt kill: $n_first + $n_renum kill points in $(( ($(now_ms) - t_start) / 1000 )) s"
+pass "renumbering killed before steps $(echo $ks) of its $n_renum: one pass and a resync left exactly the expected objects"
+echo "RESULT tgt kill: $n_first + $n_renum steps, killed at the chosen points in $(( ($(now_ms) - t_start) / 1000 )) s"
