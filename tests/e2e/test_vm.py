@@ -45,12 +45,13 @@ def image(runner):
 
 # Scenarios that share one boot (each cleans up after itself); the rest boot
 # alone. tgt-library stays alone: after tgt-renumber in the same boot it hit
-# I/O errors on tgtd's side now and then.
+# I/O errors on tgtd's side now and then. tgt-kill boots alone too: after
+# tgt-reset the boot's tapes sit at other addresses than the scenario expects.
 GROUPS = (
     ("lio", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-reset", "lio-library",
              "lio-no-reexport", "lio-restart-reload", "lio-firewall", "lio-squatter",
              "lio-doctor", "lio-kill")),
-    ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset", "tgt-kill")),
+    ("tgt", ("tgt-export-io", "tgt-renumber", "tgt-reset")),
 )
 GROUP_TIMEOUT = 1200
 # Run again in one boot of the older guest kernel (run.py --kernel old): its
