@@ -350,7 +350,7 @@ def ensure_deb():
 
 
 def run_scenarios(names, image=None, results_dir=None, timeout=RUN_TIMEOUT,
-                  echo=True, extra_append=""):
+                  echo=True, extra_append="", cpus=2):
     """Boot the guest once, run the named scenarios in it, return a Result."""
     check_scenarios(names)
     if any(name.startswith("deb-") for name in names):
@@ -369,7 +369,7 @@ def run_scenarios(names, image=None, results_dir=None, timeout=RUN_TIMEOUT,
               "systemd.show_status=false tapeshared.scenario=%s %s"
               % (",".join(names), extra_append)).strip()
     shares = [("src", CHECKOUT, True), ("results", results_dir, False)]
-    cmd = qemu_command(image, accel, append, shares)
+    cmd = qemu_command(image, accel, append, shares, cpus=cpus)
     console_log = os.path.join(results_dir, "console.log")
     log("booting (%s) for %s; console: %s" % (accel, ",".join(names), console_log))
 
@@ -459,6 +459,8 @@ def main(argv=None):
     parser.add_argument("--kernel", choices=KERNELS, default="default",
                         help="guest kernel: the image's own, or 'old' (an older "
                         "suite's kernel, see add-kernel.sh)")
+    parser.add_argument("--cpus", type=int, default=2,
+                        help="virtual CPUs of the guest (default %(default)s)")
     parser.add_argument("--quiet", action="store_true",
                         help="do not echo the console (it is still logged)")
     args = parser.parse_args(argv)
@@ -478,7 +480,7 @@ def main(argv=None):
             return 0
         result = run_scenarios(args.scenarios, image=image, results_dir=args.results,
                                timeout=args.timeout, echo=not args.quiet,
-                               extra_append=args.append)
+                               extra_append=args.append, cpus=args.cpus)
     except (Unavailable, ValueError) as exc:
         log(str(exc))
         return 2

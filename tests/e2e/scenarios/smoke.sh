@@ -79,5 +79,9 @@ else
     note "no /mnt/src/tapeshared: skipped the --version check"
 fi
 
+# the next scenario in this boot loads scsi_debug with its own parameters
+udevadm settle --timeout=30
+check "scsi_debug unloads" wait_for 10 modprobe -r scsi_debug
+
 elapsed=$(( ($(date +%s%N) - started) / 1000000 ))
 echo "smoke: all checks passed in $((elapsed / 1000)).$(printf %03d $((elapsed % 1000))) s"
