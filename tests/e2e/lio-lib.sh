@@ -378,3 +378,47 @@ no_daemon_errors() {
     fi
     pass "daemon log: no errors"
 }
+
+# configfs_dump: "path<TAB>value" for what the LIO backend reads and writes (our
+# backstores' info/udev_path/alias/enable/wwn/attrib, every target's tpgt_1
+# enable/param/attrib/acls/lun/np), paths relative to $LIO; a link's value is
+# "-> pointee", an unreadable file's "!errno name". For comparing kernels.
+configfs_dump() {
+    python3 - "$LIO" <<'PYEOF'
+import errno, os, sys
+
+root = sys.argv[1]
+SKIP = ("statistics", "fabric_statistics", "alua", "pr")
+
+def show(rel):
+    path = os.path.join(root, rel)
+    if os.path.islink(path):
+        return "-> " + os.path.relpath(os.path.realpath(path), root)
+    try:
+        with open(path, "rb") as handle:
+            return repr(handle.read().decode("utf-8", "replace"))
+    except OSError as exc:
+        return "!" + errno.errorcode.get(exc.errno, str(exc.errno))
+
+def walk(rel, depth):
+    path = os.path.join(root, rel)
+    for name in sorted(os.listdir(path)):
+        sub = os.path.join(rel, name)
+        full = os.path.join(root, sub)
+        if os.path.isdir(full) and not os.path.islink(full):
+            print("%s/\t" % sub)
+            if name not in SKIP and depth > 0:
+                walk(sub, depth - 1)
+        else:
+            print("%s\t%s" % (sub, show(sub)))
+
+for hba in sorted(os.listdir(os.path.join(root, "core"))):
+    if not hba.startswith("pscsi_"):
+        continue
+    print("core/%s/\t" % hba)
+    walk("core/" + hba, 2)
+for iqn in sorted(os.listdir(os.path.join(root, "iscsi"))):
+    if iqn.startswith("iqn.") and os.path.isdir(os.path.join(root, "iscsi", iqn, "tpgt_1")):
+        walk("iscsi/%s/tpgt_1" % iqn, 4)
+PYEOF
+}
