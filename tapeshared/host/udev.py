@@ -222,8 +222,11 @@ class UdevWatch:
 
     def __init__(self, subsystems: Sequence[str] = SUBSYSTEMS, source: str = "udev",
                  receive_buffer: Optional[int] = None, context: Any = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, discovery: Any = None) -> None:
         self.subsystems = tuple(subsystems)
+        # a Discovery shared with the passes classifies events against what they
+        # saw; without one every event of a tape-like subsystem counts
+        self.discovery = discovery
         self.source = source
         self.receive_buffer = receive_buffer
         self._context = context
@@ -278,7 +281,8 @@ class UdevWatch:
                 break
             self.events += 1
             try:
-                wanted = relevant(device)
+                wanted = (self.discovery.classify(device) if self.discovery is not None
+                          else relevant(device))
                 log.debug("uevent %s %s%s", device.action, device.sys_path,
                           "" if wanted else " (ignored)")
             except UnicodeDecodeError as exc:
@@ -294,6 +298,8 @@ class UdevWatch:
         # pyudev has no close(): dropping the last reference unrefs the libudev
         # monitor, which closes its socket.
         self._monitor = None
+        if self.discovery is not None:
+            self.discovery.reset()
         try:
             self._open()
         except (OSError, ValueError) as exc:

@@ -1,0 +1,162 @@
+"""Discovery whose cost grows with tapes, not with disks: a per-daemon memory of
+what each SCSI address held, and the classification of uevents against it."""
+
+import logging
+import os
+import re
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from tapeshared.core.model import EXPORTABLE, Device
+from tapeshared.host.udev import device_from_udev
+
+log = logging.getLogger(__name__)
+
+_ADDRESS = re.compile(r"\A[0-9]+:[0-9]+:[0-9]+:[0-9]+\Z")
+_MODE_NODE = re.compile(r"\An?st[0-9]+[lma]\Z")
+_CHILDREN = ("scsi_generic", "bsg")
+
+
+def _order(name: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in name.split(":"))
+
+
+def _type_of(device: Any) -> Optional[int]:
+    """The SCSI peripheral type sysfs shows for a scsi_device now, None if unreadable."""
+    if device is None:
+        return None
+    try:
+        raw = device.attributes.get("type")
+    except (KeyError, OSError):
+        return None
+    if isinstance(raw, str):
+        raw = raw.encode("latin-1", "replace")
+    try:
+        return int((raw or b"").strip())
+    except ValueError:
+        return None
+
+
+class Discovery:
+    """observe() reads tapes and changers in full on every pass; any other device
+    is read once and then reused while its address's entry in /sys/bus/scsi/devices
+    keeps its inode (the kernel makes a new sysfs node when a device is removed and
+    another added there). Listing that directory is the only per-disk cost.
+
+    classify() says whether a uevent can change what observe() sees, reading at
+    most the type of one device: remove events carry no attributes, so it relies
+    on the syspaths and addresses of the tapes seen (an unknown device's remove
+    is taken as relevant).
+    """
+
+    def __init__(self, context: Any = None) -> None:
+        self._context = context
+        self._cache: Dict[str, Tuple[int, Device]] = {}
+        self._names: frozenset = frozenset()
+        self._order: List[str] = []
+        self.kinds: Dict[str, int] = {}  # address -> type last seen there
+        self.tapes: Set[str] = set()  # syspaths of the tapes of the last pass
+        self.addresses: Set[str] = set()  # every address a tape was seen at
+        self.reads = 0  # devices read in full, for the benchmark
+
+    def reset(self) -> None:
+        """Forget the cached devices (events may have been lost): the next pass
+        reads everything again. What is known about tapes is kept."""
+        self._cache = {}
+
+    def forget(self, name: str) -> None:
+        """Drop the cached device at address name: the next pass reads it."""
+        self._cache.pop(name, None)
+
+    def observe(self, context: Any = None) -> List[Device]:
+        """Every SCSI device the kernel knows now, sorted by H:C:T:L (as udev.observe)."""
+        import pyudev
+        if context is None:
+            if self._context is None:
+                self._context = pyudev.Context()
+            context = self._context
+        base = os.path.join(context.sys_path, "bus", "scsi", "devices")
+        try:
+            entries = [(e.name, e.inode()) for e in os.scandir(base)
+                       if _ADDRESS.match(e.name)]
+        except OSError:  # no SCSI bus at all (no scsi_mod): nothing to see
+            entries = []
+        cache: Dict[str, Tuple[int, Device]] = {}
+        items: Dict[str, Device] = {}
+        for name, inode in entries:
+            old = self._cache.get(name)
+            if old is not None and old[0] == inode:
+                cache[name] = old
+                items[name] = old[1]
+                continue
+            try:
+                device = pyudev.Devices.from_name(context, "scsi", name)
+            except (pyudev.DeviceNotFoundError, OSError, ValueError):
+                continue  # gone since the listing
+            self.reads += 1
+            item = device_from_udev(device, every=True)
+            # LIO's loopback fabric shows a backstore of this host again (tapeshared's
+            # own LUN reset makes one for a moment): never a device of its own
+            if item is None or item.transport == "tcm_loopback":
+                continue
+            items[name] = item
+            if not item.exportable:
+                cache[name] = (inode, item)
+        self._cache = cache
+        names = frozenset(items)
+        if names != self._names:
+            self._names, self._order = names, sorted(names, key=_order)
+        found = [items[name] for name in self._order]
+        self.tapes = set(d.syspath for d in found if d.exportable and d.syspath)
+        self.addresses.update(str(d.hctl) for d in found if d.exportable)
+        self.kinds = dict((name, items[name].type) for name in self._order)
+        return found
+
+    def _is_tape(self, syspath: str, name: str) -> bool:
+        return syspath in self.tapes or name in self.addresses
+
+    def _known_other(self, name: str) -> bool:
+        kind = self.kinds.get(name)
+        return kind is not None and kind not in EXPORTABLE
+
+    def _read_type(self, device: Any, name: str) -> bool:
+        """Whether device (a scsi_device of an add/change/bind) is a tape or changer."""
+        kind = _type_of(device)
+        if kind is None or kind in EXPORTABLE:
+            # unreadable: cannot tell it is not a tape, so a pass reads it
+            self.forget(name)
+            if kind is not None:
+                self.addresses.add(name)
+            return True
+        if self.kinds.get(name) != kind:
+            self.forget(name)
+            self.kinds[name] = kind
+        return False
+
+    def classify(self, device: Any) -> bool:
+        """Whether a uevent can change what observe() sees."""
+        action = device.action
+        subsystem = device.subsystem
+        syspath = device.sys_path or ""
+        if subsystem == "scsi":
+            kind = device.device_type
+            if kind == "scsi_host":
+                return True
+            if kind != "scsi_device":
+                return False  # a target comes and goes with its devices
+            name = device.sys_name or ""
+            if self._is_tape(syspath, name):
+                return True
+            if action == "remove":
+                return not self._known_other(name)
+            return self._read_type(device, name)
+        if subsystem == "scsi_tape":
+            return not _MODE_NODE.match(device.sys_name or "")
+        if subsystem in _CHILDREN:
+            parent = os.path.dirname(os.path.dirname(syspath))
+            name = os.path.basename(parent)
+            if self._is_tape(parent, name):
+                return True
+            if action == "remove" or not _ADDRESS.match(name):
+                return not self._known_other(name)
+            return self._read_type(device.parent, name)
+        return True  # scsi_changer, and anything a filter let through
