@@ -7,12 +7,11 @@ import re
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from tapeshared.core.model import EXPORTABLE, Device
-from tapeshared.host.udev import device_from_udev
+from tapeshared.host.udev import MODE_NODE, device_at, device_from_udev
 
 log = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"\A[0-9]+:[0-9]+:[0-9]+:[0-9]+\Z")
-_MODE_NODE = re.compile(r"\An?st[0-9]+[lma]\Z")
 _CHILDREN = ("scsi_generic", "bsg")
 
 
@@ -69,12 +68,8 @@ class Discovery:
 
     def observe(self, context: Any = None) -> List[Device]:
         """Every SCSI device the kernel knows now, sorted by H:C:T:L (as udev.observe)."""
-        import pyudev
-        if context is None:
-            if self._context is None:
-                self._context = pyudev.Context()
-            context = self._context
-        base = os.path.join(context.sys_path, "bus", "scsi", "devices")
+        context = context or self._context  # None: the first device read makes one
+        base = os.path.join(context.sys_path if context else "/sys", "bus", "scsi", "devices")
         try:
             entries = [(e.name, e.inode()) for e in os.scandir(base)
                        if _ADDRESS.match(e.name)]
@@ -88,10 +83,10 @@ class Discovery:
                 cache[name] = old
                 items[name] = old[1]
                 continue
-            try:
-                device = pyudev.Devices.from_name(context, "scsi", name)
-            except (pyudev.DeviceNotFoundError, OSError, ValueError):
+            device = device_at(context, name)
+            if device is None:
                 continue  # gone since the listing
+            context = self._context = context or device.context
             self.reads += 1
             item = device_from_udev(device, every=True)
             # LIO's loopback fabric shows a backstore of this host again (tapeshared's
@@ -150,7 +145,7 @@ class Discovery:
                 return not self._known_other(name)
             return self._read_type(device, name)
         if subsystem == "scsi_tape":
-            return not _MODE_NODE.match(device.sys_name or "")
+            return not MODE_NODE.match(device.sys_name or "")
         if subsystem in _CHILDREN:
             parent = os.path.dirname(os.path.dirname(syspath))
             name = os.path.basename(parent)

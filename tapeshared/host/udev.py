@@ -197,6 +197,15 @@ def observe(context: Any = None) -> List[Device]:
     return sorted(found, key=lambda d: d.hctl)
 
 
+def device_at(context: Any, name: str) -> Any:
+    """The scsi bus device at address name (H:C:T:L), None if it is gone."""
+    import pyudev
+    try:
+        return pyudev.Devices.from_name(context or pyudev.Context(), "scsi", name)
+    except (pyudev.DeviceNotFoundError, OSError, ValueError):
+        return None
+
+
 def scan(context: Any = None) -> List[Device]:
     """Every tape drive and changer the kernel knows now, sorted by H:C:T:L."""
     return [device for device in observe(context) if device.exportable]
@@ -205,7 +214,7 @@ def scan(context: Any = None) -> List[Device]:
 # A tape brings st/nst plus six mode nodes (stNl, stNm, stNa, ...) and driver
 # bind events: only the events that can change what a pass sees restart the
 # debounce, so it does not stretch the outage of a renumbering.
-_MODE_NODE = re.compile(r"\An?st[0-9]+[lma]\Z")
+MODE_NODE = re.compile(r"\An?st[0-9]+[lma]\Z")
 # Bounded work per drain() so an event storm cannot starve timers and signals;
 # what is left keeps the fd readable and is read on the next loop round.
 _MAX_EVENTS = 2048
@@ -224,9 +233,8 @@ class UdevWatch:
                  receive_buffer: Optional[int] = None, context: Any = None,
                  clock: Callable[[], float] = time.monotonic, discovery: Any = None) -> None:
         self.subsystems = tuple(subsystems)
-        # a Discovery shared with the passes classifies events against what they
-        # saw; without one every event of a tape-like subsystem counts
-        self.discovery = discovery
+        self.discovery = discovery  # shared with the passes, it knows the tapes
+        self.classify = relevant if discovery is None else discovery.classify
         self.source = source
         self.receive_buffer = receive_buffer
         self._context = context
@@ -281,8 +289,7 @@ class UdevWatch:
                 break
             self.events += 1
             try:
-                wanted = (self.discovery.classify(device) if self.discovery is not None
-                          else relevant(device))
+                wanted = self.classify(device)
                 log.debug("uevent %s %s%s", device.action, device.sys_path,
                           "" if wanted else " (ignored)")
             except UnicodeDecodeError as exc:
@@ -317,5 +324,5 @@ def relevant(device: Any) -> bool:
     if device.subsystem == "scsi":
         return bool(device.device_type == "scsi_device")
     if device.subsystem == "scsi_tape":
-        return not _MODE_NODE.match(device.sys_name or "")
+        return not MODE_NODE.match(device.sys_name or "")
     return True
