@@ -271,7 +271,7 @@ class UdevWatch:
         if self._monitor is None:
             self._open()
             return True
-        seen = False
+        seen, debug = False, log.isEnabledFor(logging.DEBUG)
         for _ in range(_MAX_EVENTS):
             try:
                 device = self._monitor.poll(timeout=0)
@@ -290,8 +290,9 @@ class UdevWatch:
             self.events += 1
             try:
                 wanted = self.classify(device)
-                log.debug("uevent %s %s%s", device.action, device.sys_path,
-                          "" if wanted else " (ignored)")
+                if debug:  # its arguments cost as much as the classification
+                    log.debug("uevent %s %s%s", device.action, device.sys_path,
+                              "" if wanted else " (ignored)")
             except UnicodeDecodeError as exc:
                 # Device strings are untrusted: an event we cannot read may still
                 # mean a change, and the pass re-reads everything anyway.
