@@ -46,6 +46,9 @@ class Discovery:
         self._cache: Dict[str, Tuple[int, Device]] = {}
         self._names: frozenset = frozenset()
         self._order: List[str] = []
+        self._entries: Optional[List[Tuple[str, int]]] = None  # the last listing
+        self._found: List[Device] = []  # the last pass's result
+        self._volatile: List[Tuple[int, str]] = []  # (index, address): read every pass
         self.kinds: Dict[str, int] = {}  # address -> type last seen there
         self.tapes: Set[str] = set()  # syspaths of the tapes of the last pass
         self.addresses: Set[str] = set()  # every address a tape was seen at
@@ -54,11 +57,33 @@ class Discovery:
     def reset(self) -> None:
         """Forget the cached devices (events may have been lost): the next pass
         reads everything again. What is known about tapes is kept."""
-        self._cache = {}
+        self._cache, self._entries = {}, None
 
     def forget(self, name: str) -> None:
         """Drop the cached device at address name: the next pass reads it."""
         self._cache.pop(name, None)
+        self._entries = None
+
+    def _read(self, context: Any, name: str) -> Optional[Device]:
+        device = device_at(context, name)
+        if device is None:
+            return None  # gone since the listing
+        self._context = self._context or device.context
+        self.reads += 1
+        item = device_from_udev(device, every=True)
+        # LIO's loopback fabric shows a backstore of this host again (tapeshared's
+        # own LUN reset makes one for a moment): never a device of its own
+        return None if item is None or item.transport == "tcm_loopback" else item
+
+    def _reread(self, context: Any) -> Optional[List[Device]]:
+        """The last pass's list with its tapes read again; None if one went away."""
+        found = list(self._found)
+        for index, name in self._volatile:
+            item = self._read(context, name)
+            if item is None:
+                return None
+            found[index] = item
+        return found
 
     def observe(self, context: Any = None) -> List[Device]:
         """Every SCSI device the kernel knows now, sorted by H:C:T:L (as udev.observe)."""
@@ -69,6 +94,17 @@ class Discovery:
                        if _ADDRESS.match(e.name)]
         except OSError:  # no SCSI bus at all (no scsi_mod): nothing to see
             entries = []
+        # the same entries as last time (the common case): only the tapes are read
+        found = self._reread(context) if entries == self._entries else None
+        if found is None:
+            found = self._full(context, entries)
+        self.tapes = set(found[i].syspath for i, _n in self._volatile if found[i].exportable)
+        self.addresses.update(n for i, n in self._volatile if found[i].exportable)
+        self.kinds.update((n, found[i].type) for i, n in self._volatile)
+        return found
+
+    def _full(self, context: Any, entries: List[Tuple[str, int]]) -> List[Device]:
+        """A pass over a changed listing: new entries are read, known disks reused."""
         cache: Dict[str, Tuple[int, Device]] = {}
         items: Dict[str, Device] = {}
         for name, inode in entries:
@@ -77,26 +113,18 @@ class Discovery:
                 cache[name] = old
                 items[name] = old[1]
                 continue
-            device = device_at(context, name)
-            if device is None:
-                continue  # gone since the listing
-            context = self._context = context or device.context
-            self.reads += 1
-            item = device_from_udev(device, every=True)
-            # LIO's loopback fabric shows a backstore of this host again (tapeshared's
-            # own LUN reset makes one for a moment): never a device of its own
-            if item is None or item.transport == "tcm_loopback":
-                continue
-            items[name] = item
-            if not item.exportable:
-                cache[name] = (inode, item)
-        self._cache = cache
+            item = self._read(context or self._context, name)
+            if item is not None:
+                items[name] = item
+                if not item.exportable:
+                    cache[name] = (inode, item)
+        self._cache, self._entries = cache, entries
         names = frozenset(items)
         if names != self._names:
             self._names, self._order = names, sorted(names, key=_order)
         found = [items[name] for name in self._order]
-        self.tapes = set(d.syspath for d in found if d.exportable and d.syspath)
-        self.addresses.update(str(d.hctl) for d in found if d.exportable)
+        self._found = list(found)
+        self._volatile = [(i, name) for i, name in enumerate(self._order) if name not in cache]
         self.kinds = dict((name, items[name].type) for name in self._order)
         return found
 

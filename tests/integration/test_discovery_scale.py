@@ -67,6 +67,9 @@ def test_remembered_passes_see_what_a_fresh_read_sees(bed: Bed) -> None:
     reads = discovery.reads
     assert discovery.observe() == udev.observe(bed.context())
     assert discovery.reads == reads + 1  # the tape only
+    # a tape is read afresh on every pass, even when no address changed
+    bed.tb.set_attribute(bed.syspath("1:0:6:0"), "vendor", "IBM     \n")
+    assert [d.vendor for d in discovery.observe() if d.exportable] == ["IBM"]
     # no watch: events missed; the address's sysfs entry is a new one. sysfs
     # numbers its inodes cyclically; the testbed's disk file system reuses a
     # freed number at once, so the old entries are held open meanwhile.
