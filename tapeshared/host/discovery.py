@@ -90,8 +90,8 @@ class Discovery:
         context = context or self._context  # None: the first device read makes one
         base = os.path.join(context.sys_path if context else "/sys", "bus", "scsi", "devices")
         try:
-            entries = [(e.name, e.inode()) for e in os.scandir(base)
-                       if _ADDRESS.match(e.name)]
+            # hosts and targets too: filtering here costs more than comparing them
+            entries = [(e.name, e.inode()) for e in os.scandir(base)]
         except OSError:  # no SCSI bus at all (no scsi_mod): nothing to see
             entries = []
         # the same entries as last time (the common case): only the tapes are read
@@ -108,6 +108,8 @@ class Discovery:
         cache: Dict[str, Tuple[int, Device]] = {}
         items: Dict[str, Device] = {}
         for name, inode in entries:
+            if not _ADDRESS.match(name):
+                continue
             old = self._cache.get(name)
             if old is not None and old[0] == inode:
                 cache[name] = old
