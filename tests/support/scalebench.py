@@ -65,8 +65,8 @@ def measure_one(count, legacy_upto=2000):
         out["cold"], out["cold_reads"] = time.perf_counter() - started, discovery.reads
         out["devices"] = len(devices)
         out["tapes"] = sum(1 for d in devices if d.exportable)
-        out["warm"] = _timed(discovery.observe)
-        out["warm_reads"] = (discovery.reads - out["cold_reads"]) / 5.0
+        out["warm"] = _timed(discovery.observe, runs=20)
+        out["warm_reads"] = (discovery.reads - out["cold_reads"]) / 20.0
         if count <= legacy_upto:
             out["legacy"] = _timed(lambda: udev.observe(bed.context()), runs=1)
         if count >= STORM_DISKS:
@@ -87,7 +87,7 @@ def report(results):
     for out in results:
         print("disks %(disks)5d (testbed built in %(built).1f s): %(devices)d devices, "
               "%(tapes)d tapes/changers; first pass %(cold).3f s (%(cold_reads)d read), "
-              "pass %(warm).4f s (%(warm_reads).1f read)" % out
+              "pass %(warm).4f s (median of 20, %(warm_reads).1f read)" % out
               + ", ratio to 0 disks %.1fx" % (out["warm"] / base))
         if "legacy" in out:
             print("           one-shot udev.observe() (CLI, doctor): %.3f s" % out["legacy"])
