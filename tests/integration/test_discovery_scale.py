@@ -34,8 +34,8 @@ def watched(bed: Bed, farm_size: int = 0) -> Any:
 
 
 def close(watch: Any) -> None:
-    """Close the watch's socket now: umockdev sends every later uevent to each
-    socket still open and aborts when one is full."""
+    """Close the watch's socket now, not at a later collection: an open socket
+    fills with later uevents, and umockdev aborts the process when one is full."""
     watch.close()
     gc.collect()
 
@@ -89,13 +89,11 @@ def test_remembered_passes_see_what_a_fresh_read_sees(bed: Bed) -> None:
 
 
 def test_a_disk_at_a_tapes_old_address_asks_for_a_pass(bed: Bed) -> None:
-    # early in the module: sockets of earlier watches linger in umockdev, and a
-    # dozen events then fill one of them (umockdev aborts the process)
     tape = bed.add_tape("1:0:6:0")
     discovery = Discovery(bed.context())
     assert [d.type for d in discovery.observe()] == [1]
-    # umockdev's uevent socket holds a few datagrams only: the tape's dozen
-    # remove events go before the watch listens, and a pass sees it gone
+    # umockdev's uevent socket holds a few datagrams only (a full one aborts the
+    # process): the tape's dozen remove events go before the watch listens
     bed.remove(tape)
     assert "1:0:6:0" not in [str(d.hctl) for d in discovery.observe()]
     watch = udev.UdevWatch(discovery=discovery, context=bed.context())
