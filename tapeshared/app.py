@@ -1,7 +1,7 @@
 """Composition root: the only place that builds real adapters from a Config."""
 
 import time
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from tapeshared import config as config_module
 from tapeshared.backends.iet.backend import IetBackend
@@ -11,13 +11,14 @@ from tapeshared.backends.lio.state import LioSettings
 from tapeshared.backends.tgt.backend import TgtBackend
 from tapeshared.backends.tgt.plan import TgtSettings
 from tapeshared.core.errors import ConfigError
-from tapeshared.core.model import Config
+from tapeshared.core.model import Config, Device
 from tapeshared.daemon.loop import Daemon
 from tapeshared.daemon.notify import Notifier
 from tapeshared.firewall.iptables.backend import IptablesFirewall
 from tapeshared.firewall.nft.backend import NftablesFirewall
 from tapeshared.host import addrwatch, udev
 from tapeshared.host.addrwatch import AddressWatch
+from tapeshared.host.discovery import Discovery
 from tapeshared.host.lioparts import LioParts
 from tapeshared.host.lock import ApplyLock, RunLock
 from tapeshared.host.runner import Runner
@@ -55,7 +56,8 @@ def firewall(config: Config, runner: Runner) -> Optional[Firewall]:
 
 def reconciler(config: Config, sleep: Sleep = time.sleep,
                keepalive: Optional[Callable[[], None]] = None,
-               poll: float = 0.5) -> Reconciler:
+               poll: float = 0.5, devices: Callable[[], List[Device]] = udev.observe
+               ) -> Reconciler:
     """A reconciler wired to udev, the configured backends and the apply lock.
 
     sleep and keepalive are the daemon's: every bounded wait of an apply (the
@@ -64,7 +66,7 @@ def reconciler(config: Config, sleep: Sleep = time.sleep,
     g = config.globals
     runner = Runner(keepalive=keepalive, poll=poll)
     return Reconciler(
-        config, backend(config, runner, sleep), udev.observe,
+        config, backend(config, runner, sleep), devices,
         lambda: ApplyLock(g.lock_file, g.lock_timeout, sleep=sleep),
         firewall=firewall(config, runner),
         portals=lambda: addrwatch.resolve_portal(g.portal),
@@ -78,12 +80,15 @@ def daemon(config_path: str, ready_fd: int = -1,
     Raises ConfigError when the configuration cannot be used at start.
     """
     notifier = Notifier.from_environ(ready_fd=ready_fd)
+    # one memory of the SCSI devices for the passes and the event filter
+    discovery = Discovery()
     built = Daemon(
         config_path, config_module.load(config_path), config_module.load,
         # every wait of an apply keeps the watchdog fed (see Notifier.keepalive)
         lambda cfg: reconciler(cfg, sleep=notifier.keepalive_sleep,
-                               keepalive=notifier.keepalive, poll=notifier.wait_slice),
-        udev.UdevWatch, AddressWatch, notifier, run_lock=run_lock)
+                               keepalive=notifier.keepalive, poll=notifier.wait_slice,
+                               devices=discovery.observe),
+        lambda: udev.UdevWatch(discovery=discovery), AddressWatch, notifier, run_lock=run_lock)
     notifier.on_wait = built.state.touch  # and the state file fresh for `status`
     return built
 

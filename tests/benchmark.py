@@ -2,13 +2,16 @@
 """Daemon benchmark (prints figures, asserts nothing); run under umockdev-wrapper:
 
     umockdev-wrapper .venv/bin/python tests/benchmark.py [--idle-seconds 60]
+    umockdev-wrapper .venv/bin/python tests/benchmark.py --disks 2000 10000
 """
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +27,7 @@ from support.daemonrun import (
     wait_for,
 )
 from support.ietroot import IetRoot
+from support.scalebench import measure_one, report
 from support.tgtd import CountingRunner
 from support.udevbed import UMOCKDEV_PROBLEM, Bed
 
@@ -57,7 +61,19 @@ def main():
     parser.add_argument("--portal-changes", type=int, default=5)
     parser.add_argument("--reads-only", action="store_true",
                         help="only the per-backend reads of an idle pass")
+    parser.add_argument("--disks", type=int, nargs="+", metavar="N",
+                        help="only discovery: pass time with 0 and N disk paths, "
+                        "and a storm of disk uevents")
+    parser.add_argument("--disks-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.disks:
+        if UMOCKDEV_PROBLEM:
+            sys.exit("benchmark: %s" % UMOCKDEV_PROBLEM)
+        measure_disks(args.disks)
+        return
+    if args.disks_one is not None:
+        print(json.dumps(measure_one(args.disks_one)))
+        return
     if args.reads_only:
         with tempfile.TemporaryDirectory() as base:
             reads_per_idle_pass(base)
@@ -139,6 +155,16 @@ def reads_per_idle_pass(base):
                   % (observes, commands, len(actions)))
     except tgtd.Unavailable as exc:
         print("tgt idle pass: not measured (%s)" % exc)
+
+
+def measure_disks(counts):
+    """Each count of disk paths in a process of its own (see measure_one)."""
+    results = []
+    for count in [0] + [c for c in counts if c]:
+        out = subprocess.run([sys.executable, __file__, "--disks-one", str(count)],
+                             stdout=subprocess.PIPE, check=True, universal_newlines=True)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    report(results)
 
 
 def measure_portal(run, args):

@@ -197,6 +197,15 @@ def observe(context: Any = None) -> List[Device]:
     return sorted(found, key=lambda d: d.hctl)
 
 
+def device_at(context: Any, name: str) -> Any:
+    """The scsi bus device at address name (H:C:T:L), None if it is gone."""
+    import pyudev
+    try:
+        return pyudev.Devices.from_name(context or pyudev.Context(), "scsi", name)
+    except (pyudev.DeviceNotFoundError, OSError, ValueError):
+        return None
+
+
 def scan(context: Any = None) -> List[Device]:
     """Every tape drive and changer the kernel knows now, sorted by H:C:T:L."""
     return [device for device in observe(context) if device.exportable]
@@ -205,7 +214,7 @@ def scan(context: Any = None) -> List[Device]:
 # A tape brings st/nst plus six mode nodes (stNl, stNm, stNa, ...) and driver
 # bind events: only the events that can change what a pass sees restart the
 # debounce, so it does not stretch the outage of a renumbering.
-_MODE_NODE = re.compile(r"\An?st[0-9]+[lma]\Z")
+MODE_NODE = re.compile(r"\An?st[0-9]+[lma]\Z")
 # Bounded work per drain() so an event storm cannot starve timers and signals;
 # what is left keeps the fd readable and is read on the next loop round.
 _MAX_EVENTS = 2048
@@ -222,8 +231,10 @@ class UdevWatch:
 
     def __init__(self, subsystems: Sequence[str] = SUBSYSTEMS, source: str = "udev",
                  receive_buffer: Optional[int] = None, context: Any = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, discovery: Any = None) -> None:
         self.subsystems = tuple(subsystems)
+        self.discovery = discovery  # shared with the passes, it knows the tapes
+        self.classify = relevant if discovery is None else discovery.classify
         self.source = source
         self.receive_buffer = receive_buffer
         self._context = context
@@ -260,7 +271,7 @@ class UdevWatch:
         if self._monitor is None:
             self._open()
             return True
-        seen = False
+        seen, debug = False, log.isEnabledFor(logging.DEBUG)
         for _ in range(_MAX_EVENTS):
             try:
                 device = self._monitor.poll(timeout=0)
@@ -278,9 +289,10 @@ class UdevWatch:
                 break
             self.events += 1
             try:
-                wanted = relevant(device)
-                log.debug("uevent %s %s%s", device.action, device.sys_path,
-                          "" if wanted else " (ignored)")
+                wanted = self.classify(device)
+                if debug:  # its arguments cost as much as the classification
+                    log.debug("uevent %s %s%s", device.action, device.sys_path,
+                              "" if wanted else " (ignored)")
             except UnicodeDecodeError as exc:
                 # Device strings are untrusted: an event we cannot read may still
                 # mean a change, and the pass re-reads everything anyway.
@@ -294,6 +306,8 @@ class UdevWatch:
         # pyudev has no close(): dropping the last reference unrefs the libudev
         # monitor, which closes its socket.
         self._monitor = None
+        if self.discovery is not None:
+            self.discovery.reset()
         try:
             self._open()
         except (OSError, ValueError) as exc:
@@ -311,5 +325,5 @@ def relevant(device: Any) -> bool:
     if device.subsystem == "scsi":
         return bool(device.device_type == "scsi_device")
     if device.subsystem == "scsi_tape":
-        return not _MODE_NODE.match(device.sys_name or "")
+        return not MODE_NODE.match(device.sys_name or "")
     return True
