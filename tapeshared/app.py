@@ -56,7 +56,7 @@ def firewall(config: Config, runner: Runner) -> Optional[Firewall]:
 
 def reconciler(config: Config, sleep: Sleep = time.sleep,
                keepalive: Optional[Callable[[], None]] = None,
-               poll: float = 0.5, devices: Callable[[], List[Device]] = udev.observe
+               poll: float = 0.5, devices: Optional[Callable[[], List[Device]]] = None
                ) -> Reconciler:
     """A reconciler wired to udev, the configured backends and the apply lock.
 
@@ -66,7 +66,8 @@ def reconciler(config: Config, sleep: Sleep = time.sleep,
     g = config.globals
     runner = Runner(keepalive=keepalive, poll=poll)
     return Reconciler(
-        config, backend(config, runner, sleep), devices,
+        # udev.observe looked up here, not bound at definition: tests replace it
+        config, backend(config, runner, sleep), devices or udev.observe,
         lambda: ApplyLock(g.lock_file, g.lock_timeout, sleep=sleep),
         firewall=firewall(config, runner),
         portals=lambda: addrwatch.resolve_portal(g.portal),
