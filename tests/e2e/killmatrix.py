@@ -15,8 +15,9 @@ VERIFY, and the objects FUNC prints are the expected set. Then for every k in
 1..n: PREPARE; an apply with TAPESHARED_KILL_AT_STEP=k that must die by
 SIGKILL with a step log ending in "k<TAB>label<TAB>KILL"; FUNC --after-kill
 (KM_K, KM_DRY: the dry run's step log); one apply (the restart's first pass)
-and one more (the resync, whose step log must stay empty); after each, the
-objects must equal the expected set exactly. The children's output goes to
+and one more (the resync, whose step log must stay empty: every change is a
+step, so the first pass left what it found); then the objects must equal the
+expected set exactly. The children's output goes to
 LOG.children.
 
 The step counter of tapeshared.host.faults is a module global that fork
@@ -25,8 +26,11 @@ from zero.
 """
 
 import argparse
+import cProfile
 import difflib
+import logging
 import os
+import pstats
 import signal
 import subprocess
 import sys
@@ -37,6 +41,16 @@ from tapeshared import cli
 from tapeshared.host import faults
 
 
+def warm_up():
+    """Import here what an apply imports on first use, so no child compiles it."""
+    cli.parser()  # imports the status and doctor modules for their epilogs
+    for name in ("pyudev", "tenacity", "ctypes"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+
+
 class Matrix:
     def __init__(self, args):
         self.conf = args.conf
@@ -45,6 +59,8 @@ class Matrix:
         self.prefix = "set -eu\n" + "".join('. "%s"\n' % lib for lib in args.lib)
         self.objects_cmd = args.objects
         self.after_kill = args.after_kill
+        self.profile = args.profile
+        self.profile_next = False
         self.failed = 0
 
     def bash(self, command, env=None):
@@ -94,11 +110,23 @@ class Matrix:
             fd = os.open(self.children, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
+            # the children's log lines carry the time (cli.main's own
+            # basicConfig then does nothing)
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s.%(msecs)03d %(name)s "
+                                "%(levelname)s: %(message)s", datefmt="%H:%M:%S")
+            argv = ["-c", self.conf, "apply"]
             if faults.steps_taken() != 0:
                 sys.stderr.write("the child starts with %d steps counted\n"
                                  % faults.steps_taken())
+            elif self.profile and self.profile_next:
+                profile = cProfile.Profile()
+                rc = profile.runcall(cli.main, argv)
+                with open(self.profile, "a") as out:
+                    out.write("--- one apply that changes nothing (a resync)\n")
+                    stats = pstats.Stats(profile, stream=out)
+                    stats.sort_stats("cumulative").print_stats(35)
             else:
-                rc = cli.main(["-c", self.conf, "apply"])
+                rc = cli.main(argv)
         except SystemExit as exc:
             rc = exc.code if isinstance(exc.code, int) else 70
         except BaseException:  # noqa: B902 - the child must never return
@@ -152,7 +180,10 @@ class Matrix:
         expected = self.objects()
         if not expected.strip():
             raise Failed("%s: no objects after the dry run" % name, "")
-        if self.clean_apply("%s: dry run's resync" % name):
+        self.profile_next = True
+        resync = self.clean_apply("%s: dry run's resync" % name)
+        self.profile_next = False
+        if resync:
             raise Failed("%s: a resync after the dry run still changed something" % name,
                          "\n".join(self.step_lines()))
         n = len(dry)
@@ -192,12 +223,13 @@ class Matrix:
                              {"KM_K": str(k), "KM_DRY": dry_log, "KM_CASE": name}).strip()
         times.append(time.monotonic())
         self.clean_apply("%s: first pass after a kill at %d" % (name, k))
-        self.compare(expected, "after the first pass")
         times.append(time.monotonic())
         resync = self.clean_apply("%s: resync after a kill at %d" % (name, k))
         if resync:
             raise Failed("the resync still changed something", "\n".join(resync))
-        self.compare(expected, "after the resync")
+        # every change is a step, so an empty resync log means the first pass
+        # left what is compared here
+        self.compare(expected, "after the first pass and the resync")
         times.append(time.monotonic())
         spans = [b - a for a, b in zip([t0] + times[:-1], times)]
         ok("%s: killed before step %d/%d (%s)%s; pass and resync converged "
@@ -234,11 +266,14 @@ def main():
     parser.add_argument("--lib", action="append", default=[])
     parser.add_argument("--objects", required=True)
     parser.add_argument("--after-kill")
+    parser.add_argument("--profile", help="append a profile of one resync per case here")
     parser.add_argument("--case", action="append", nargs=4, required=True,
                         metavar=("NAME", "SETUP", "PREPARE", "VERIFY"))
     args = parser.parse_args()
-    matrix = Matrix(args)
     begin = time.monotonic()
+    warm_up()
+    matrix = Matrix(args)
+    print("NOTE: warm-up imports %.1f s" % (time.monotonic() - begin))
     for name, setup, prepare, verify in args.case:
         try:
             matrix.case(name, setup, prepare, verify)

@@ -402,7 +402,7 @@ lio_objects() {
         ino=$(sed -n 's/^tapeshared sysfs-ino=\([0-9]*\).*/\1/p' <<<"$alias")
         hctl=$(sed -E -n 's/.*-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)$/\1:\2:\3:\4/p' <<<"${b##*/}")
         if [ -z "$ino" ]; then bound=none
-        elif [ "$ino" = "$(stat -c %i "/sys/bus/scsi/devices/$hctl" 2>/dev/null)" ]; then bound=current
+        elif [ "$ino" = "$(stat -L -c %i "/sys/bus/scsi/devices/$hctl" 2>/dev/null)" ]; then bound=current
         else bound=stale
         fi
         scope=$(sed -n 's/.* scope=\([a-z]*\).*/\1/p' <<<"$alias")

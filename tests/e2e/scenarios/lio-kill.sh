@@ -27,7 +27,7 @@ single_config "$IQN" "$SERIAL"
 
 PYTHONPATH=/mnt/src python3 "$here/killmatrix.py" --conf "$TS_CONF" \
     --steps "$TAPESHARED_RESULTS/lio-kill-steps" --lib "$here/lib.sh" --lib "$here/lio-lib.sh" \
-    --objects lio_objects \
+    --objects lio_objects --profile "$TAPESHARED_RESULTS/lio-kill.profile" \
     --case "first export" - lio_teardown lio_kill_exported_single \
     --case "renumbering" - lio_kill_renumber lio_kill_exported_single \
     --case "library re-point" lio_kill_library library_repoint lio_kill_exported_library \

@@ -4,7 +4,7 @@
 # library drive's re-point. After each kill of the first export an initiator
 # tries to log in (it must be refused until the plan's first ACL bind, which
 # comes after the LUN: then it must see the drive); then one apply (the first
-# pass) and one more (the resync, which must change nothing) must each leave
+# pass) and one more (the resync, which must change nothing) must leave
 # exactly the objects an apply that was never killed leaves (`tgtadm --op
 # show`, each backing store named by its device's serial and open on the
 # live node). Devices are found by serial: the scenario does not care where
@@ -36,7 +36,7 @@ note "setup (scsi_debug, tgtd) $(( $(now_ms) - t_start )) ms; tape $hctl, serial
 PYTHONPATH=${TAPESHARED_SRC:-/mnt/src} python3 "$here/killmatrix.py" --conf "$TS_CONF" \
     --steps "${TAPESHARED_RESULTS:-/tmp/tapeshared-e2e}/tgt-kill-steps" \
     --lib "$here/lib.sh" --lib "$here/tgt-lib.sh" \
-    --objects tgt_objects --after-kill tgt_kill_after \
+    --objects tgt_objects --after-kill tgt_kill_after --profile "${TAPESHARED_RESULTS:-/tmp}/tgt-kill.profile" \
     --case "first export" - tgt_teardown tgt_kill_exported_single \
     --case "renumbering" - tgt_kill_renumber tgt_kill_exported_single \
     --case "library re-point" tgt_kill_library tgt_kill_repoint tgt_kill_exported_library \
