@@ -9,9 +9,10 @@ Python start (the read-only checkout is compiled afresh by every start).
                   [--after-kill FUNC] --case NAME SETUP PREPARE VERIFY ...
 
 SETUP, PREPARE, VERIFY, FUNC are bash commands (usually functions of the
---lib files, which are sourced first; "-" for none). Per case: SETUP once;
-PREPARE, then a clean apply (the dry run: its step log gives the n steps),
-VERIFY, and the objects FUNC prints are the expected set. Then for every k in
+--lib files, which are sourced first; "-" for none). Per case: SETUP once
+and an apply (the export the change starts from); PREPARE, then a clean
+apply (the dry run: its step log gives the n steps), VERIFY, and the objects
+FUNC prints are the expected set. Then for every k in
 1..n: PREPARE; an apply with TAPESHARED_KILL_AT_STEP=k that must die by
 SIGKILL with a step log ending in "k<TAB>label<TAB>KILL"; FUNC --after-kill
 (KM_K, KM_DRY: the dry run's step log); one apply (the restart's first pass)
@@ -165,8 +166,9 @@ class Matrix:
 
     def case(self, name, setup, prepare, verify):
         begin = time.monotonic()
-        if setup != "-":
+        if setup != "-":  # and the export the change starts from
             self.must("%s: setup" % name, setup)
+            self.clean_apply("%s: the export before the change" % name)
         if prepare != "-":
             self.must("%s: prepare" % name, prepare)
         dry = self.clean_apply("%s: dry run" % name)
