@@ -410,8 +410,10 @@ scsi_debug_fresh() {
 # open on a node deleted since ("deleted") or not at all ("closed"); accounts;
 # ACL entries.
 tgt_objects() {
-    local pid kind lun path rest node dev fd held
+    local pid fds kind lun path rest node dev held
     pid=$(pgrep -xo tgtd) || { echo "no tgtd"; return 1; }
+    # what tgtd's fds point at, in one process (a readlink per fd costs 30-90 ms in TCG)
+    fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null)
     tgtadm --lld iscsi --mode target --op show | awk '
         /^Target [0-9]+: / { print "target", $2, $3; sect = ""; next }
         /^ *[A-Za-z_ ]+ information:$/ { sect = $1; next }
@@ -428,12 +430,9 @@ tgt_objects() {
         node=${path#/dev/}
         dev=$(readlink -f "/sys/class/scsi_generic/$node/device" 2>/dev/null) || dev=
         held=closed
-        for fd in "/proc/$pid/fd/"*; do
-            case $(readlink "$fd" 2>/dev/null) in
-                "$path") held=live ;;
-                "$path (deleted)") [ "$held" = live ] || held=deleted ;;
-            esac
-        done
+        if grep -qxF -- "$path" <<<"$fds"; then held=live
+        elif grep -qxF -- "$path (deleted)" <<<"$fds"; then held=deleted
+        fi
         if [ -n "$dev" ]; then
             echo "lun $lun serial:$(sysfs_serial "${dev##*/}") $held id $rest"
         else
