@@ -45,9 +45,13 @@ from tapeshared.host import faults
 def warm_up():
     """Import here what an apply imports on first use, so no child compiles it."""
     cli.parser()  # imports the status and doctor modules for their epilogs
-    for name in ("pyudev", "tenacity", "ctypes"):
+    # pyroute2 (the portal's addresses) loads its parts on first attribute use
+    for name, attrs in (("pyudev", ()), ("tenacity", ()), ("ctypes", ()),
+                        ("pyroute2", ("IPRoute", "NetlinkError"))):
         try:
-            __import__(name)
+            module = __import__(name)
+            for attr in attrs:
+                getattr(module, attr)
         except ImportError:
             pass
 
