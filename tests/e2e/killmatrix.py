@@ -1,38 +1,35 @@
 """Kill `tapeshared apply` before every step of a change, in one Python process.
 
-Runs in the guest (PYTHONPATH=/mnt/src). tapeshared is imported once; each
-apply is a forked child that runs the CLI's own entry function (what the
-console script calls) in-process, so an apply costs its own work and not a
-Python start (the read-only checkout is compiled afresh by every start).
+In the guest (PYTHONPATH=/mnt/src): tapeshared is imported once; each apply
+is a forked child running the CLI's entry function (the console script's), so
+it costs its own work, not a Python start (which compiles the read-only
+checkout afresh).
 
-    killmatrix.py --conf CONF --steps LOG --lib FILE... --objects FUNC
+    killmatrix.py --conf CONF --steps LOG --lib FILE... --objects FUNC|lio
                   [--after-kill FUNC] --case NAME SETUP PREPARE VERIFY ...
 
-SETUP, PREPARE, VERIFY, FUNC are bash commands (usually functions of the
---lib files, which are sourced first; "-" for none). Per case: SETUP once
-and an apply (the export the change starts from); PREPARE, then a clean
-apply (the dry run: its step log gives the n steps), VERIFY, and the objects
-FUNC prints are the expected set. Then for every k in
-1..n: PREPARE; an apply with TAPESHARED_KILL_AT_STEP=k that must die by
-SIGKILL with a step log ending in "k<TAB>label<TAB>KILL"; FUNC --after-kill
-(KM_K, KM_DRY: the dry run's step log); one apply (the restart's first pass)
-and one more (the resync, whose step log must stay empty: every change is a
-step, so the first pass left what it found); then the objects must equal the
-expected set exactly. The children's output goes to
-LOG.children.
-
-The step counter of tapeshared.host.faults is a module global that fork
-copies: this process never calls step(), and each child checks it starts
-from zero.
+SETUP, PREPARE, VERIFY, FUNC: bash commands run after sourcing the --lib
+files ("-": none). Per case: SETUP and an apply (the export the change starts
+from), once; PREPARE and a clean apply (the dry run: its step log gives n),
+VERIFY; the objects then (FUNC's output) are the expected set. For each k in
+1..n: PREPARE; an apply with TAPESHARED_KILL_AT_STEP=k must die by SIGKILL,
+its step log ending in "k<TAB>label<TAB>KILL"; --after-kill (env KM_K, KM_CASE,
+KM_DRY: the dry run's log); one apply (the restart's first pass) and one more
+(the resync: its step log must stay empty; every change is a step, so the
+first pass left what it found); the objects must equal the expected set.
+Children's output: LOG.children. tapeshared.host.faults counts steps in a
+module global that fork copies: this process never calls step(), and each
+child checks that it starts from zero.
 """
 
 import argparse
-import cProfile
 import difflib
+import importlib
 import logging
 import os
-import pstats
+import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -45,15 +42,75 @@ from tapeshared.host import faults
 def warm_up():
     """Import here what an apply imports on first use, so no child compiles it."""
     cli.parser()  # imports the status and doctor modules for their epilogs
-    # pyroute2 (the portal's addresses) loads its parts on first attribute use
-    for name, attrs in (("pyudev", ()), ("tenacity", ()), ("ctypes", ()),
-                        ("pyroute2", ("IPRoute", "NetlinkError"))):
+    for name in ("ctypes", "pyudev", "tenacity"):
+        importlib.import_module(name)
+    from pyroute2 import IPRoute, NetlinkError  # noqa: F401 - loaded on first use
+
+
+LIO = "/sys/kernel/config/target"
+# configfs_snapshot of lio-lib.sh: what is listed, what is left out (matched
+# against "PATH LINK-TARGET"), and the numbers LIO leaves to tapeshared
+_KEEP = re.compile(r"tapeshared|/acls/|/lun/|/np/")
+_DROP = re.compile(r"/statistics|/alua|/pr$|/wwn$|/attrib$|/auth$|/param$|/fabric_statistics")
+_NUMBERS = ((re.compile(r"pscsi_[0-9]+"), "pscsi_N"),
+            (re.compile(r"/lun/lun_[0-9]+"), "/lun/lun_N"),
+            (re.compile(r"-h[0-9]+c[0-9]+t[0-9]+l[0-9]+"), "-hHCTL"))
+_HCTL = re.compile(r"-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)\Z")
+_ALIAS = re.compile(r"\Atapeshared sysfs-ino=([0-9]+)")
+_SCOPE = re.compile(r" scope=([a-z]+)")
+
+
+def lio_objects(root=LIO):
+    """Every object under LIO's targets and backstores (directories and links,
+    7 levels deep), numbers made uniform; plus one line per backstore of ours:
+    enabled, bound to the object now at its address (the alias's sysfs-ino
+    against that address's inode: current, stale, none), the reset recorded."""
+    lines = []
+    for top in ("core", "iscsi"):
+        start = os.path.join(root, top)
+        for path, dirs, files in os.walk(start):  # find -maxdepth 7
+            names = dirs + files
+            if path[len(start):].count(os.sep) >= 6:
+                dirs[:] = []
+            for name in names:
+                full = os.path.join(path, name)
+                mode = os.lstat(full).st_mode
+                if stat.S_ISLNK(mode):
+                    line = "%s %s" % (full, os.readlink(full))
+                elif stat.S_ISDIR(mode):
+                    line = full + " "
+                else:
+                    continue
+                if _KEEP.search(full) and not _DROP.search(line):
+                    lines.append(line)
+    core = os.path.join(root, "core")
+    for hba in sorted(os.listdir(core)) if os.path.isdir(core) else []:
+        for name in sorted(os.listdir(os.path.join(core, hba))):
+            if hba.startswith("pscsi_") and name.startswith("tapeshared-"):
+                lines.append(_backstore(os.path.join(core, hba, name)))
+    for pattern, uniform in _NUMBERS:
+        lines = [pattern.sub(uniform, line) for line in lines]
+    return "".join(line + "\n" for line in sorted(lines))
+
+
+def _backstore(path):
+    alias, enable = _read(path + "/alias"), _read(path + "/enable")
+    mark, scope = _ALIAS.search(alias), _SCOPE.search(alias)
+    address = _HCTL.search(path)
+    bound = "none"
+    if mark and address:
         try:
-            module = __import__(name)
-            for attr in attrs:
-                getattr(module, attr)
-        except ImportError:
-            pass
+            now = str(os.stat("/sys/bus/scsi/devices/%s:%s:%s:%s" % address.groups()).st_ino)
+        except OSError:
+            now = None
+        bound = "current" if now == mark.group(1) else "stale"
+    return "backstore %s enable=%s bound=%s reset=%s" % (
+        os.path.basename(path), enable, bound, scope.group(1) if scope else "none")
+
+
+def _read(path):
+    with open(path) as handle:
+        return handle.read().strip()
 
 
 class Matrix:
@@ -64,26 +121,23 @@ class Matrix:
         self.prefix = "set -eu\n" + "".join('. "%s"\n' % lib for lib in args.lib)
         self.objects_cmd = args.objects
         self.after_kill = args.after_kill
-        self.profile = args.profile
-        self.profile_next = False
         self.failed = 0
 
-    def bash(self, command, env=None):
-        """(rc, output) of a bash command after the --lib files."""
-        full = dict(os.environ)
-        full.update(env or {})
+    def must(self, what, command, env=None):
+        """The output of a bash command run after the --lib files; it must succeed."""
+        if command == "-":
+            return ""
+        full = dict(os.environ, **(env or {}))
         proc = subprocess.run(["bash", "-c", self.prefix + command], env=full,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True)
-        return proc.returncode, proc.stdout
-
-    def must(self, what, command, env=None):
-        rc, out = self.bash(command, env)
-        if rc != 0:
-            raise Failed("%s (%s, exit %d)" % (what, command, rc), out)
-        return out
+        if proc.returncode != 0:
+            raise Failed("%s (%s, exit %d)" % (what, command, proc.returncode), proc.stdout)
+        return proc.stdout
 
     def objects(self):
+        if self.objects_cmd == "lio":  # in this process: no bash, find, sed, sort
+            return lio_objects()
         return self.must("objects", self.objects_cmd)
 
     def apply(self, what, kill_at=None):
@@ -115,40 +169,27 @@ class Matrix:
             fd = os.open(self.children, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
-            # the children's log lines carry the time (cli.main's own
-            # basicConfig then does nothing)
+            # log lines with the time (then cli.main's own basicConfig does nothing)
             logging.basicConfig(level=logging.INFO, format="%(asctime)s.%(msecs)03d %(name)s "
                                 "%(levelname)s: %(message)s", datefmt="%H:%M:%S")
-            argv = ["-c", self.conf, "apply"]
             if faults.steps_taken() != 0:
-                sys.stderr.write("the child starts with %d steps counted\n"
-                                 % faults.steps_taken())
-            elif self.profile and self.profile_next:
-                profile = cProfile.Profile()
-                rc = profile.runcall(cli.main, argv)
-                with open(self.profile, "a") as out:
-                    out.write("--- one apply that changes nothing (a resync)\n")
-                    stats = pstats.Stats(profile, stream=out)
-                    stats.sort_stats("cumulative").print_stats(35)
+                sys.stderr.write("the child starts with %d steps counted\n" % faults.steps_taken())
             else:
-                rc = cli.main(argv)
+                rc = cli.main(["-c", self.conf, "apply"])
         except SystemExit as exc:
             rc = exc.code if isinstance(exc.code, int) else 70
         except BaseException:  # noqa: B902 - the child must never return
             traceback.print_exc()
         finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(rc)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
 
     def step_lines(self):
-        try:
-            with open(self.steps) as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
+        if not os.path.exists(self.steps):
             return []
+        with open(self.steps) as f:
+            return f.read().splitlines()
 
     def clean_apply(self, what):
         status = self.apply(what)
@@ -161,58 +202,44 @@ class Matrix:
         with open(self.children) as f:
             return "".join(f.readlines()[-n:])
 
-    def compare(self, expected, when):
-        got = self.objects()
-        if got != expected:
-            diff = "".join(difflib.unified_diff(expected.splitlines(True), got.splitlines(True),
-                                                "expected", "got"))
-            raise Failed("%s: the objects differ from a whole apply's" % when, diff)
-
     def case(self, name, setup, prepare, verify):
         begin = time.monotonic()
         if setup != "-":  # and the export the change starts from
             self.must("%s: setup" % name, setup)
             self.clean_apply("%s: the export before the change" % name)
-        if prepare != "-":
-            self.must("%s: prepare" % name, prepare)
+        self.must("%s: prepare" % name, prepare)
         dry = self.clean_apply("%s: dry run" % name)
         if not dry:
             raise Failed("%s: the dry run logged no step" % name, "")
         dry_log = self.steps + ".dry"
         with open(dry_log, "w") as f:
             f.write("\n".join(dry) + "\n")
-        if verify != "-":
-            self.must("%s: the dry run's export" % name, verify)
+        self.must("%s: the dry run's export" % name, verify)
         expected = self.objects()
         if not expected.strip():
             raise Failed("%s: no objects after the dry run" % name, "")
-        self.profile_next = True
         resync = self.clean_apply("%s: dry run's resync" % name)
-        self.profile_next = False
         if resync:
             raise Failed("%s: a resync after the dry run still changed something" % name,
                          "\n".join(self.step_lines()))
         n = len(dry)
         ok("%s: %d steps; expected objects:\n%s" % (name, n, indent(expected)))
-        killed = []
+        killed = 0
         for k in range(1, n + 1):
             label = dry[k - 1].split("\t", 1)[-1][:70]
             try:
                 self.kill_once(name, prepare, expected, k, n, dry_log)
-                killed.append(k)
+                killed += 1
             except Failed as exc:
                 self.failed += 1
-                print("FAIL: %s: killed before step %d/%d (%s): %s" % (name, k, n, label, exc.what))
-                if exc.output.strip():
-                    print(indent(exc.output))
+                exc.report("%s: killed before step %d/%d (%s): " % (name, k, n, label))
         ok("%s: killed before each of its %d steps: %d of %d converged (%.1f s)" % (
-            name, n, len(killed), n, time.monotonic() - begin))
+            name, n, killed, n, time.monotonic() - begin))
 
     def kill_once(self, name, prepare, expected, k, n, dry_log):
         times = []
         t0 = time.monotonic()
-        if prepare != "-":
-            self.must("prepare", prepare)
+        self.must("prepare", prepare)
         times.append(time.monotonic())
         status = self.apply("%s: kill at %d" % (name, k), kill_at=k)
         if not os.WIFSIGNALED(status) or os.WTERMSIG(status) != signal.SIGKILL:
@@ -223,10 +250,8 @@ class Matrix:
             raise Failed("the step log does not end in step %d KILL" % k, "\n".join(lines[-3:]))
         label = lines[-1].split("\t")[1]
         times.append(time.monotonic())
-        note = ""
-        if self.after_kill:
-            note = self.must("after the kill", self.after_kill,
-                             {"KM_K": str(k), "KM_DRY": dry_log, "KM_CASE": name}).strip()
+        note = self.must("after the kill", self.after_kill,
+                         {"KM_K": str(k), "KM_DRY": dry_log, "KM_CASE": name}).strip()
         times.append(time.monotonic())
         self.clean_apply("%s: first pass after a kill at %d" % (name, k))
         times.append(time.monotonic())
@@ -235,7 +260,11 @@ class Matrix:
             raise Failed("the resync still changed something", "\n".join(resync))
         # every change is a step, so an empty resync log means the first pass
         # left what is compared here
-        self.compare(expected, "after the first pass and the resync")
+        got = self.objects()
+        if got != expected:
+            raise Failed("after the first pass and the resync: the objects differ from a "
+                         "whole apply's", "".join(difflib.unified_diff(
+                             expected.splitlines(True), got.splitlines(True), "expected", "got")))
         times.append(time.monotonic())
         spans = [b - a for a, b in zip([t0] + times[:-1], times)]
         ok("%s: killed before step %d/%d (%s)%s; pass and resync converged "
@@ -248,6 +277,11 @@ class Failed(Exception):
         Exception.__init__(self, what)
         self.what = what
         self.output = output or ""
+
+    def report(self, prefix=""):
+        print("FAIL: %s%s" % (prefix, self.what))
+        if self.output.strip():
+            print(indent(self.output))
 
 
 def describe(status):
@@ -270,9 +304,9 @@ def main():
     parser.add_argument("--conf", required=True)
     parser.add_argument("--steps", required=True)
     parser.add_argument("--lib", action="append", default=[])
-    parser.add_argument("--objects", required=True)
-    parser.add_argument("--after-kill")
-    parser.add_argument("--profile", help="append a profile of one resync per case here")
+    parser.add_argument("--objects", required=True,
+                        help='a bash command, or "lio" (configfs, listed here)')
+    parser.add_argument("--after-kill", default="-")
     parser.add_argument("--case", action="append", nargs=4, required=True,
                         metavar=("NAME", "SETUP", "PREPARE", "VERIFY"))
     args = parser.parse_args()
@@ -285,9 +319,7 @@ def main():
             matrix.case(name, setup, prepare, verify)
         except Failed as exc:
             matrix.failed += 1
-            print("FAIL: %s" % exc.what)
-            if exc.output.strip():
-                print(indent(exc.output))
+            exc.report()
             break
     print("RESULT kill matrix: %d case(s), %d failure(s), %.1f s" % (
         len(args.case), matrix.failed, time.monotonic() - begin))

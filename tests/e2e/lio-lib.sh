@@ -387,33 +387,6 @@ sysfs_serial() {
     tail -c +5 "/sys/bus/scsi/devices/$1/vpd_pg80" 2>/dev/null | tr -d '\0' | sed 's/[[:space:]]*$//'
 }
 
-# lio_objects: configfs_snapshot with the numbers LIO leaves to tapeshared (HBA,
-# target LUN) and the address in a backstore's name made uniform, plus one line
-# per backstore of ours: enabled, bound to the object now at its address (the
-# alias's sysfs-ino against the address's inode: "current", "stale", "none"),
-# and the scope of the reset recorded there.
-lio_objects() {
-    local b alias enable ino hctl bound scope
-    configfs_snapshot | sed -E -e 's/pscsi_[0-9]+/pscsi_N/g' -e 's#/lun/lun_[0-9]+#/lun/lun_N#g' \
-        -e 's/-h[0-9]+c[0-9]+t[0-9]+l[0-9]+/-hHCTL/g'
-    for b in "$LIO"/core/pscsi_*/tapeshared-*; do
-        [ -d "$b" ] || continue
-        # bash builtins where they do: a process costs 30-90 ms in TCG
-        alias='' enable='' ino='' hctl='' scope=''
-        read -r alias < "$b/alias" || true
-        read -r enable < "$b/enable" || true
-        [[ $alias =~ ^tapeshared\ sysfs-ino=([0-9]+) ]] && ino=${BASH_REMATCH[1]}
-        [[ $alias =~ \ scope=([a-z]+) ]] && scope=${BASH_REMATCH[1]}
-        [[ ${b##*/} =~ -h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)$ ]] &&
-            hctl=${BASH_REMATCH[1]}:${BASH_REMATCH[2]}:${BASH_REMATCH[3]}:${BASH_REMATCH[4]}
-        if [ -z "$ino" ]; then bound=none
-        elif [ "$ino" = "$(stat -L -c %i "/sys/bus/scsi/devices/$hctl" 2>/dev/null)" ]; then bound=current
-        else bound=stale
-        fi
-        echo "backstore ${b##*/} enable=$enable bound=$bound reset=${scope:-none}"
-    done | sed -E 's/-h[0-9]+c[0-9]+t[0-9]+l[0-9]+ /-hHCTL /' | sort
-}
-
 # lio_kill_renumber: the single local tape moves to a new address.
 lio_kill_renumber() {
     renumber "$(local_tape)"

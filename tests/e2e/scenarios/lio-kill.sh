@@ -5,7 +5,8 @@
 # second (the resync): configfs then holds exactly the objects a whole apply
 # makes, nothing left over (an empty HBA of ours, an unlinked LUN), nothing
 # missing, every backstore bound to the device now at its address; the second
-# apply changes nothing. killmatrix.py imports tapeshared once and forks each
+# apply changes nothing (killmatrix.py lists configfs as configfs_snapshot does,
+# in Python). killmatrix.py imports tapeshared once and forks each
 # apply (a Python start costs ~8 s of TCG time, an apply well under one).
 set -eu
 # shellcheck disable=SC1091
@@ -27,7 +28,7 @@ single_config "$IQN" "$SERIAL"
 
 PYTHONPATH=/mnt/src python3 "$here/killmatrix.py" --conf "$TS_CONF" \
     --steps "$TAPESHARED_RESULTS/lio-kill-steps" --lib "$here/lib.sh" --lib "$here/lio-lib.sh" \
-    --objects lio_objects --profile "$TAPESHARED_RESULTS/lio-kill.profile" \
+    --objects lio \
     --case "first export" - lio_teardown lio_kill_exported_single \
     --case "renumbering" - lio_kill_renumber lio_kill_exported_single \
     --case "library re-point" lio_kill_library library_repoint lio_kill_exported_library \

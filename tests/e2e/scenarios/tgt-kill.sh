@@ -15,9 +15,10 @@ set -eu
 . "$(dirname "$0")/../lib.sh"
 # shellcheck disable=SC1091
 . "$(dirname "$0")/../tgt-lib.sh"
+# tgtd first (it holds the sg nodes), then scsi_debug (ch holds the changer)
 kill_cleanup() {
-    scsi_debug_fresh || true  # a library's changer pins scsi_debug (ch)
     tgt_cleanup
+    scsi_debug_fresh || note "cleanup: scsi_debug still loaded"
 }
 trap kill_cleanup EXIT
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +37,7 @@ note "setup (scsi_debug, tgtd) $(( $(now_ms) - t_start )) ms; tape $hctl, serial
 PYTHONPATH=${TAPESHARED_SRC:-/mnt/src} python3 "$here/killmatrix.py" --conf "$TS_CONF" \
     --steps "${TAPESHARED_RESULTS:-/tmp/tapeshared-e2e}/tgt-kill-steps" \
     --lib "$here/lib.sh" --lib "$here/tgt-lib.sh" \
-    --objects tgt_objects --after-kill tgt_kill_after --profile "${TAPESHARED_RESULTS:-/tmp}/tgt-kill.profile" \
+    --objects tgt_objects --after-kill tgt_kill_after \
     --case "first export" - tgt_teardown tgt_kill_exported_single \
     --case "renumbering" - tgt_kill_renumber tgt_kill_exported_single \
     --case "library re-point" tgt_kill_library tgt_kill_repoint tgt_kill_exported_library \
