@@ -17,13 +17,13 @@ its step log ending in "k<TAB>label<TAB>KILL"; --after-kill (env KM_K, KM_CASE,
 KM_DRY: the dry run's log); one apply (the restart's first pass) and one more
 (the resync: its step log must stay empty; every change is a step, so the
 first pass left what it found); the objects must equal the expected set.
-Children's output: LOG.children. tapeshared.host.faults counts steps in a
-module global that fork copies: this process never calls step(), and each
-child checks that it starts from zero.
+Children's output: LOG.children. faults.step() counts in a module global that
+fork copies: this process never calls it, each child checks it starts at 0.
 """
 
 import argparse
 import difflib
+import glob
 import importlib
 import logging
 import os
@@ -58,11 +58,14 @@ _NUMBERS = ((re.compile(r"pscsi_[0-9]+"), "pscsi_N"),
 _HCTL = re.compile(r"-h([0-9]+)c([0-9]+)t([0-9]+)l([0-9]+)\Z")
 _ALIAS = re.compile(r"\Atapeshared sysfs-ino=([0-9]+)")
 _SCOPE = re.compile(r" scope=([a-z]+)")
+_TPG_ATTRIBS = ("generate_node_acls", "demo_mode_write_protect", "cache_dynamic_acls",
+                "authentication")
 
 
 def lio_objects(root=LIO):
     """Every object under LIO's targets and backstores (directories and links,
-    7 levels deep), numbers made uniform; plus one line per backstore of ours:
+    7 levels deep), numbers made uniform; each TPG's enable, alias and the
+    attributes tapeshared writes; one line per backstore of ours:
     enabled, bound to the object now at its address (the alias's sysfs-ino
     against that address's inode: current, stale, none), the reset recorded."""
     lines = []
@@ -83,6 +86,10 @@ def lio_objects(root=LIO):
                     continue
                 if _KEEP.search(full) and not _DROP.search(line):
                     lines.append(line)
+    for tpg in sorted(glob.glob(os.path.join(root, "iscsi", "*", "tpgt_*"))):
+        lines.append("%s enable=%s alias=%s %s" % (tpg, _read(tpg + "/enable"), _read(
+            tpg + "/param/TargetAlias"), " ".join("%s=%s" % (a, _read(tpg + "/attrib/" + a))
+                                                  for a in _TPG_ATTRIBS)))
     core = os.path.join(root, "core")
     for hba in sorted(os.listdir(core)) if os.path.isdir(core) else []:
         for name in sorted(os.listdir(os.path.join(core, hba))):
@@ -97,12 +104,10 @@ def _backstore(path):
     alias, enable = _read(path + "/alias"), _read(path + "/enable")
     mark, scope = _ALIAS.search(alias), _SCOPE.search(alias)
     address = _HCTL.search(path)
+    device = "/sys/bus/scsi/devices/%s:%s:%s:%s" % address.groups() if address else ""
     bound = "none"
-    if mark and address:
-        try:
-            now = str(os.stat("/sys/bus/scsi/devices/%s:%s:%s:%s" % address.groups()).st_ino)
-        except OSError:
-            now = None
+    if mark:
+        now = str(os.stat(device).st_ino) if os.path.exists(device) else None
         bound = "current" if now == mark.group(1) else "stale"
     return "backstore %s enable=%s bound=%s reset=%s" % (
         os.path.basename(path), enable, bound, scope.group(1) if scope else "none")
@@ -141,15 +146,12 @@ class Matrix:
         return self.must("objects", self.objects_cmd)
 
     def apply(self, what, kill_at=None):
-        """Fork a child running `tapeshared -c CONF apply`; its wait status.
-
-        Its steps are logged to the step log (emptied first)."""
+        """The wait status of a forked `tapeshared -c CONF apply` (steps: a new log)."""
         if os.path.exists(self.steps):
             os.unlink(self.steps)
         with open(self.children, "a") as log:
             log.write("--- %s\n" % what)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        sys.stdout.flush(), sys.stderr.flush()
         if faults.steps_taken() != 0:
             raise Failed("the driver counted steps itself", "")
         pid = os.fork()
@@ -181,8 +183,7 @@ class Matrix:
         except BaseException:  # noqa: B902 - the child must never return
             traceback.print_exc()
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            sys.stdout.flush(), sys.stderr.flush()
             os._exit(rc)
 
     def step_lines(self):
@@ -275,8 +276,7 @@ class Matrix:
 class Failed(Exception):
     def __init__(self, what, output):
         Exception.__init__(self, what)
-        self.what = what
-        self.output = output or ""
+        self.what, self.output = what, output or ""
 
     def report(self, prefix=""):
         print("FAIL: %s%s" % (prefix, self.what))
@@ -285,9 +285,9 @@ class Failed(Exception):
 
 
 def describe(status):
-    if os.WIFSIGNALED(status):
-        return "signal %d" % os.WTERMSIG(status)
-    return "exit %d" % os.WEXITSTATUS(status)
+    signalled = os.WIFSIGNALED(status)
+    return ("signal %d" if signalled else "exit %d") % (
+        os.WTERMSIG(status) if signalled else os.WEXITSTATUS(status))
 
 
 def indent(text):
@@ -301,8 +301,8 @@ def ok(text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--conf", required=True)
-    parser.add_argument("--steps", required=True)
+    for name in ("--conf", "--steps"):
+        parser.add_argument(name, required=True)
     parser.add_argument("--lib", action="append", default=[])
     parser.add_argument("--objects", required=True,
                         help='a bash command, or "lio" (configfs, listed here)')
