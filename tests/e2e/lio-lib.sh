@@ -422,3 +422,78 @@ for iqn in sorted(os.listdir(os.path.join(root, "iscsi"))):
         walk("iscsi/%s/tpgt_1" % iqn, 4)
 PYEOF
 }
+
+# --- the kill matrix (scenarios/lio-kill.sh drives killmatrix.py with these) --
+
+# sysfs_serial H:C:T:L: the unit serial from VPD page 0x80 in sysfs (what
+# tapeshared's scan reads there), without a Python start.
+sysfs_serial() {
+    tail -c +5 "/sys/bus/scsi/devices/$1/vpd_pg80" 2>/dev/null | tr -d '\0' | sed 's/[[:space:]]*$//'
+}
+
+# lio_kill_renumber: the single local tape moves to a new address.
+lio_kill_renumber() {
+    renumber "$(local_tape)"
+    wait_for 30 have_local_tape || { echo "tape not back after renumbering"; return 1; }
+    udevadm settle --timeout=30
+}
+
+# lio_kill_exported_single: $IQN's LUN 0 is the local tape.
+lio_kill_exported_single() { exported "$IQN" "$(local_tape)"; }
+
+# library_drives: the library's drives, by target id (the moved one last).
+library_drives() { devices_of scsi_debug 1 | sort -t: -k3n; }
+
+# lio_kill_library: a changer and two drives (as lio-library.sh builds them,
+# ptype back to 1 afterwards so a rescanned drive is a drive again), exported
+# by serial as LUNs 0..2 of $IQN; the single-tape objects go first.
+lio_kill_library() {
+    local changer d1 d2
+    lio_teardown
+    scsi_debug_unload || { echo "scsi_debug cannot be removed"; return 1; }
+    modprobe scsi_debug ptype=1 vpd_use_hostno=0 num_tgts=3
+    udevadm settle --timeout=30
+    echo 1 > "/sys/bus/scsi/devices/$(library_drives | sed -n 1p)/delete"
+    echo 8 > "$SDEBUG/ptype"
+    echo 1 > "$SDEBUG/num_tgts"
+    echo 1 > "$SDEBUG/add_host"
+    udevadm settle --timeout=30
+    echo 1 > "$SDEBUG/ptype"
+    changer=$(devices_of scsi_debug 8 | sed -n 1p)
+    d1=$(library_drives | sed -n 1p)
+    d2=$(library_drives | sed -n 2p)
+    [ -n "$changer" ] && [ -n "$d2" ] || { lsscsi -g; echo "no changer and two drives"; return 1; }
+    write_config "[global]
+backend = lio
+portal = 127.0.0.1
+
+[export ${IQN##*:}]
+iqn = $IQN
+lun0 = serial:$(sysfs_serial "$changer")
+lun1 = serial:$(sysfs_serial "$d1")
+lun2 = serial:$(sysfs_serial "$d2")
+initiators = 127.0.0.0/8
+initiator_iqns = $GUEST_IQN"
+    echo "changer $changer, drives $d1 $d2"
+}
+
+# lio_kill_exported_library: LUNs 0, 1, 2 map the changer and the two drives.
+lio_kill_exported_library() {
+    exported "$IQN" "$(devices_of scsi_debug 8 | sed -n 1p)" 0 &&
+        exported "$IQN" "$(library_drives | sed -n 1p)" 1 &&
+        exported "$IQN" "$(library_drives | sed -n 2p)" 2
+}
+
+# library_repoint: the second drive is deleted and rescanned at its address:
+# a new kernel object there (its LUN must be re-pointed).
+library_repoint() {
+    local d h c t l
+    d=$(library_drives | sed -n 2p)
+    [ -n "$d" ] || { echo "no second drive"; return 1; }
+    IFS=: read -r h c t l <<< "$d"
+    echo 1 > "/sys/bus/scsi/devices/$d/delete"
+    echo 3 > "$SDEBUG/num_tgts"  # scsi_debug bounds a scan by the current num_tgts
+    echo "$c $t $l" > "/sys/class/scsi_host/host$h/scan"
+    wait_for 30 test -e "/sys/bus/scsi/devices/$d/type" || { echo "drive $d not back"; return 1; }
+    udevadm settle --timeout=30
+}

@@ -34,10 +34,8 @@ OLD_KERNEL_GROUP = ("lio-export-io", "lio-renumber", "lio-restart-reload", "lio-
 # (boot, kernel, scenarios in boot order, minutes it takes under TCG). Each
 # scenario cleans up after itself. The minutes only order the boots, longest
 # first. tgt-library boots alone: after tgt-renumber in the same boot it hit
-# I/O errors on tgtd's side now and then. tgt-kill boots alone too: after
-# tgt-reset the boot's tapes sit at other addresses than it expects. smoke
-# checks a fresh guest, so it comes first in its boot. A scenario that is in
-# no boot here boots alone.
+# I/O errors on tgtd's side now and then. smoke checks a fresh guest, so it
+# comes first in its boot. A scenario that is in no boot here boots alone.
 BOOTS = (
     ("lio-b", "default", ("lio-restart-reload", "lio-firewall", "lio-squatter", "lio-doctor",
                           "lio-kill"), 9),
@@ -45,8 +43,8 @@ BOOTS = (
                           "lio-library", "lio-no-reexport", "iet-repoint"), 9),
     ("deb-install", "default", ("deb-install",), 7),
     ("old-kernel", "old", OLD_KERNEL_GROUP, 8),
-    ("tgt", "default", ("smoke", "tgt-export-io", "tgt-renumber", "tgt-reset"), 5),
-    ("tgt-kill", "default", ("tgt-kill",), 3),
+    ("tgt", "default", ("smoke", "tgt-export-io", "tgt-renumber", "tgt-reset", "tgt-kill"),
+     7),
     ("tgt-library", "default", ("tgt-library",), 2),
 )
 BOOT_TIMEOUT = 1200

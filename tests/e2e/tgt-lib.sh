@@ -370,3 +370,190 @@ reexported() {
     sg=$(node_of "$3" scsi_generic) || return 1
     [ "$(lun_path "$1" "$2")" = "$sg" ] && [ -n "$(log_ms "reset the logical unit $3 " "$4")" ]
 }
+
+# --- the kill matrix (scenarios/tgt-kill.sh drives killmatrix.py with these) --
+
+# sysfs_serial HCTL: the unit serial from VPD page 0x80 in sysfs (what
+# tapeshared's scan reads there), without a Python start.
+sysfs_serial() {
+    tail -c +5 "/sys/bus/scsi/devices/$1/vpd_pg80" 2>/dev/null | tr -d '\0' | sed 's/[[:space:]]*$//'
+}
+
+# by_serial SERIAL [TYPE]: the scsi_debug device (default a tape) with that serial.
+by_serial() {
+    local d
+    for d in $(tapes_on scsi_debug "${2:-1}"); do
+        [ "$(sysfs_serial "$d")" = "$1" ] && { echo "$d"; return 0; }
+    done
+    return 1
+}
+
+# scsi_debug_fresh: no scsi_debug device nor module left (a previous scenario's
+# library included: ch holds its changer, which pins the module).
+scsi_debug_fresh() {
+    local d
+    lsmod | grep -q '^scsi_debug ' || return 0
+    for d in $(tapes_on scsi_debug 1) $(tapes_on scsi_debug 8) $(tapes_on scsi_debug 0); do
+        echo 1 > "/sys/bus/scsi/devices/$d/delete" 2>/dev/null || true
+    done
+    for _ in $(seq 20); do
+        udevadm settle --timeout=10 || true
+        modprobe -r scsi_debug 2>/dev/null && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+# tgt_objects: every target's objects, one a line (sessions left out): the
+# target, each LUN with its SCSI ID and its backing store named by the serial
+# of the device behind it and whether tgtd holds that node open now ("live"),
+# open on a node deleted since ("deleted") or not at all ("closed"); accounts;
+# ACL entries.
+tgt_objects() {
+    local pid fds kind lun path rest node dev held
+    pid=$(pgrep -xo tgtd) || { echo "no tgtd"; return 1; }
+    # what tgtd's fds point at, in one process (a readlink per fd costs 30-90 ms in TCG)
+    fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null)
+    tgtadm --lld iscsi --mode target --op show | awk '
+        /^Target [0-9]+: / { print "target", $2, $3; sect = ""; next }
+        /^ *[A-Za-z_ ]+ information:$/ { sect = $1; next }
+        sect == "LUN" && $1 == "LUN:" { lun = $2 }
+        sect == "LUN" && /SCSI ID:/ { sub(/^ *SCSI ID: */, ""); id[lun] = $0 }
+        sect == "LUN" && /Backing store path:/ { print "lun", lun, $4, id[lun] }
+        sect == "Account" && NF { print "account", $1, $2 }
+        sect == "ACL" && NF { print "acl", $1 }' |
+    while read -r kind lun path rest; do
+        if [ "$kind" != lun ] || [ "${path#/dev/sg}" = "$path" ]; then
+            echo "$kind $lun $path $rest"
+            continue
+        fi
+        node=${path#/dev/}
+        dev=$(readlink -f "/sys/class/scsi_generic/$node/device" 2>/dev/null) || dev=
+        held=closed
+        if grep -qxF -- "$path" <<<"$fds"; then held=live
+        elif grep -qxF -- "$path (deleted)" <<<"$fds"; then held=deleted
+        fi
+        if [ -n "$dev" ]; then
+            echo "lun $lun serial:$(sysfs_serial "${dev##*/}") $held id $rest"
+        else
+            echo "lun $lun gone:$path $held id $rest"
+        fi
+    done
+}
+
+# tgt_teardown: every target deleted, the daemon's state gone (a first export).
+tgt_teardown() {
+    local tid
+    for tid in $(tgtadm --lld iscsi --mode target --op show | sed -n 's/^Target \([0-9]*\): .*/\1/p'); do
+        tgtadm --lld iscsi --mode target --op delete --force --tid "$tid"
+    done
+    rm -rf /run/tapeshared-e2e
+}
+
+# tgt_login_refused: a login to $TGT_IQN (its node record made by hand: tgt's
+# discovery lists no target the initiator may not reach) does not get in.
+tgt_login_refused() {
+    iscsiadm -m node -o new -T "$TGT_IQN" -p "$PORTAL" >/dev/null 2>&1 || true
+    # one try, a short timeout: a refusal must not cost iscsid's retries
+    iscsiadm -m node -T "$TGT_IQN" -p "$PORTAL" -o update \
+        -n node.session.initial_login_retry_max -v 1 >/dev/null 2>&1 || true
+    iscsiadm -m node -T "$TGT_IQN" -p "$PORTAL" -o update \
+        -n node.conn[0].timeo.login_timeout -v 5 >/dev/null 2>&1 || true
+    if iscsiadm -m node -T "$TGT_IQN" -p "$PORTAL" --login >/dev/null 2>&1; then
+        logout_all
+        return 1
+    fi
+    iscsiadm -m node -o delete -T "$TGT_IQN" >/dev/null 2>&1 || true
+}
+
+# tgt_kill_after: after a first export killed before step $KM_K: no login
+# gets in before the plan's first ACL bind (of $KM_DRY, the dry run's step
+# log), which comes after the LUN: from then on a login sees the drive.
+tgt_kill_after() {
+    local first_bind
+    [ "$KM_CASE" = "first export" ] || return 0
+    first_bind=$(grep -n -- "--op bind --tid [0-9]* --initiator" "$KM_DRY" | head -n1 | cut -d: -f1)
+    [ -n "$first_bind" ] || { echo "no ACL bind in the dry run"; return 1; }
+    if [ "$KM_K" -le "$first_bind" ]; then
+        tgt_login_refused || { echo "a login got in before the first ACL bind (step $first_bind)"; return 1; }
+        echo "login refused (first ACL bind: step $first_bind)"
+    else
+        login "$TGT_IQN" || { echo "no login after the first ACL bind (step $first_bind)"; return 1; }
+        logout_all
+        iscsiadm -m node -o delete >/dev/null 2>&1 || true
+        echo "login sees the drive (first ACL bind: step $first_bind)"
+    fi
+}
+
+# tgt_kill_exported_single: LUN 1 of $TGT_IQN is the sg node of the tape
+# with serial $KILL_SERIAL.
+tgt_kill_exported_single() {
+    local hctl
+    hctl=$(by_serial "$KILL_SERIAL") || { echo "no tape with serial $KILL_SERIAL"; return 1; }
+    [ "$(lun_path "$TGT_IQN" 1)" = "$(node_of "$hctl" scsi_generic)" ]
+}
+
+# tgt_kill_renumber: the tape with serial $KILL_SERIAL leaves and comes back
+# on a new scsi_debug host.
+tgt_kill_renumber() {
+    local old
+    old=$(by_serial "$KILL_SERIAL") || { echo "no tape with serial $KILL_SERIAL"; return 1; }
+    tape_leave "$old" || { echo "$old did not leave"; return 1; }
+    tape_return >/dev/null || { echo "the tape did not come back"; return 1; }
+    by_serial "$KILL_SERIAL" >/dev/null
+}
+
+# tgt_library_drives: the library's drives by target id (the moved one last).
+tgt_library_drives() { tapes_on scsi_debug 1 | sort -t: -k3n; }
+
+# tgt_kill_library: a changer and two drives (as tgt-library.sh and
+# tgt-reset.sh build them, ptype back to 1 afterwards), exported by serial as
+# LUNs 1..3 of $TGT_IQN; the single tape's target goes first.
+tgt_kill_library() {
+    local sdebug=/sys/bus/pseudo/drivers/scsi_debug changer d1 d2
+    tgt_teardown
+    scsi_debug_fresh || { echo "scsi_debug cannot be removed"; return 1; }
+    tape_add num_tgts=3
+    echo 1 > "/sys/bus/scsi/devices/$(tgt_library_drives | head -n1)/delete"
+    echo 8 > "$sdebug/ptype"
+    echo 1 > "$sdebug/num_tgts"
+    echo 1 > "$sdebug/add_host"
+    udevadm settle --timeout=30
+    echo 1 > "$sdebug/ptype"
+    changer=$(tapes_on scsi_debug 8 | head -n1)
+    d1=$(tgt_library_drives | sed -n 1p)
+    d2=$(tgt_library_drives | sed -n 2p)
+    [ -n "$changer" ] && [ -n "$d2" ] || { lsscsi -g; echo "no changer and two drives"; return 1; }
+    write_conf <<CONF
+[export library0]
+iqn = $TGT_IQN
+lun1 = serial:$(sysfs_serial "$changer")
+lun2 = serial:$(sysfs_serial "$d1")
+lun3 = serial:$(sysfs_serial "$d2")
+initiators = $PORTAL
+initiator_iqns = $GUEST_IQN
+CONF
+    echo "changer $changer, drives $d1 $d2"
+}
+
+# tgt_kill_exported_library: LUNs 1, 2, 3 are the changer's and the drives' sg nodes.
+tgt_kill_exported_library() {
+    [ "$(lun_path "$TGT_IQN" 1)" = "$(node_of "$(tapes_on scsi_debug 8 | head -n1)" scsi_generic)" ] &&
+        [ "$(lun_path "$TGT_IQN" 2)" = "$(node_of "$(tgt_library_drives | sed -n 1p)" scsi_generic)" ] &&
+        [ "$(lun_path "$TGT_IQN" 3)" = "$(node_of "$(tgt_library_drives | sed -n 2p)" scsi_generic)" ]
+}
+
+# tgt_kill_repoint: the second drive is deleted and rescanned at its address:
+# a new kernel object there (its LUN must be re-pointed).
+tgt_kill_repoint() {
+    local d h rest
+    d=$(tgt_library_drives | sed -n 2p)
+    [ -n "$d" ] || { echo "no second drive"; return 1; }
+    h=${d%%:*}
+    rest=${d#*:}
+    tape_leave "$d" || { echo "$d did not leave"; return 1; }
+    echo 3 > /sys/bus/pseudo/drivers/scsi_debug/num_tgts  # scsi_debug bounds a scan by it
+    echo "${rest//:/ }" > "/sys/class/scsi_host/host$h/scan"
+    wait_for 30 test -e "/sys/bus/scsi/devices/$d/type" || { echo "drive $d not back"; return 1; }
+    udevadm settle --timeout=30
+}
