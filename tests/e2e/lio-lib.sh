@@ -154,6 +154,7 @@ print("%s|%s|%s" % (field("Vendor identification"), field("Product identificatio
 # 30-90 ms per process under TCG, more than what is measured):
 #   tur SG                    exit 0 if TEST UNIT READY is GOOD (SG_IO, no retries)
 #   tur-watch SG STOP         TUR SG until STOP exists; prints the answers
+#   tur-inq-watch SG STOP     the same, each TUR followed by an INQUIRY
 #                             run-length encoded, with times
 #   return-outage OLD SG      add a scsi_debug host, wait for a new local tape
 #                             (not in OLD, comma-separated H:C:T:L), then TUR
@@ -229,6 +230,44 @@ def return_outage(old, node):
     print("%s %.3f %.3f %s" % (sorted(new)[0], back - begin, done - back,
                                (seen or "none").replace(" ", "_")))
 
+def inquiry(node):
+    """One standard INQUIRY: "INQ-<type>-<product>-tpgs<N>", or the error."""
+    cdb = ctypes.create_string_buffer(bytes([0x12, 0, 0, 0, 36, 0]), 6)
+    data = ctypes.create_string_buffer(36)
+    sense = ctypes.create_string_buffer(32)
+    hdr = struct.pack("iiBBHIPPPIIiPBBBBHHiII4x", ord("S"), -3, 6, 32, 0, 36,
+                      ctypes.addressof(data), ctypes.addressof(cdb),
+                      ctypes.addressof(sense), 2000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    buf = bytearray(hdr)
+    fd = os.open(node, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        fcntl.ioctl(fd, SG_IO, buf)
+    finally:
+        os.close(fd)
+    fields = struct.unpack("iiBBHIPPPIIiPBBBBHHiII4x", bytes(buf))
+    if fields[13] or fields[17] or fields[18] & 0xf:
+        return "INQ-status_0x%x_host_0x%x" % (fields[13], fields[17])
+    raw = data.raw
+    product = raw[16:32].decode("ascii", "replace").strip().replace(" ", "_")
+    return "INQ-%d-%s-tpgs%d" % (raw[0] & 0x1f, product or "?", (raw[5] >> 4) & 3)
+
+if sys.argv[1] == "tur-inq-watch":
+    # as tur-watch, each TUR followed by an INQUIRY; answers "TUR:..." "INQ:..."
+    node, stop = sys.argv[2], sys.argv[3]
+    begin, runs = time.monotonic(), []
+    while not os.path.exists(stop) and time.monotonic() - begin < 60:
+        for text in ("TUR:" + tur(node)[1], "INQ:" + inquiry(node)):
+            at = (time.monotonic() - begin) * 1000
+            if runs and runs[-1][0] == text:
+                runs[-1][1] += 1
+                runs[-1][3] = at
+            else:
+                runs.append([text, 1, at, at])
+        time.sleep(0.001)
+    for text, count, first, last in runs:
+        print("%s %d %.1f %.1f" % (text.replace(" ", "_"), count, first, last))
+    sys.exit(0)
+
 if sys.argv[1] == "tur":
     ok, text = tur(sys.argv[2])
     print(text)
@@ -284,6 +323,7 @@ lio_teardown() {
         rmdir "$t" "${t%/tpgt_1}"
     done
     for l in "$LIO"/core/pscsi_*/*/; do [ -d "$l" ] && rmdir "$l"; done
+    for l in "$LIO"/core/rd_mcp_1000/*/ "$LIO"/core/rd_mcp_1000/; do [ -d "$l" ] && rmdir "$l"; done
     for l in "$LIO"/core/pscsi_*/; do [ -d "$l" ] && rmdir "$l"; done
     ! compgen -G "$LIO/iscsi/iqn.*" >/dev/null && ! compgen -G "$LIO/core/pscsi_*" >/dev/null
 }

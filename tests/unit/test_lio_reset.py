@@ -59,8 +59,12 @@ def test_same_address_new_instance_resets_the_rebound_device():
     ops = plan(_stale(state), [tape("1:0:6:0")])
     assert resets(ops) == ["core/pscsi_1000/" + old]  # same name, new binding
     k = keys(ops)
+    # the holder answers meanwhile: the reset comes before the swap from it
+    last_unlink = max(i for i, key in enumerate(k) if key == ("unlink", LINK))
+    last_link = max(i for i, key in enumerate(k) if key == ("symlink", LINK))
     assert k.index(("write", "core/pscsi_1000/%s/enable" % old)) < k.index(
-        ("reset", "core/pscsi_1000/" + old)) < k.index(("symlink", LINK))
+        ("reset", "core/pscsi_1000/" + old)) < last_unlink < last_link
+    assert ops[last_link][1] == TPG + "/lun/lun_0"
 
 
 def test_a_configuration_change_never_resets_a_reachable_drive():

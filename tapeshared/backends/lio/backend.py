@@ -8,6 +8,7 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from tapeshared.backends import common
+from tapeshared.backends.lio import holder
 from tapeshared.backends.lio import plan as lio_plan
 from tapeshared.backends.lio import state as lio_state
 from tapeshared.backends.lio.state import LioSettings, LioState, Op
@@ -129,6 +130,7 @@ class LioBackend:
                         udev_path=_read(self._p(base + "udev_path")),
                         reset_at=float(mark.group(2)) if mark and mark.group(2) else None,
                         reset_scope=mark.group(3) or "" if mark else "")
+        self._holder(state)
         for iqn in _dirs(self._p("iscsi")):
             if iqn == "discovery_auth":
                 continue
@@ -136,6 +138,21 @@ class LioBackend:
             if iqn in managed or lio_state.ours_target(target):
                 state.targets[iqn] = target  # managed, or ours no longer configured
         return state
+
+    def _holder(self, state: LioState) -> None:
+        """How far the holder LUN's backstore is built (see holder.LEVELS)."""
+        names = _dirs(self._p("core/" + holder.HBA)) if os.path.isdir(
+            self._p("core/" + holder.HBA)) else None
+        if names is None:
+            return
+        if set(names) - {holder.NAME}:
+            state.foreign.add(holder.HBA)  # not ours: the HBA stays with it
+        state.holder = "hba"
+        if holder.NAME in names:
+            state.holder = "store"
+            if _read(self._p(holder.PATH + "/enable")) == "1":
+                unavailable = _read(self._p(holder.ALUA_STATE)) == holder.UNAVAILABLE
+                state.holder = "ready" if unavailable else "enabled"
 
     def observe(self, managed: Sequence[str] = ()) -> common.Snapshot:
         """One walk of configfs: our backstores and the managed or our own targets."""
