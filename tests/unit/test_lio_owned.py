@@ -1,6 +1,7 @@
 """LIO ownership from configfs alone: what is ours is recognised and cleaned when
 unwanted, what is not ours is never touched, and every change is a logged step."""
 
+import copy
 import os
 
 import pytest
@@ -8,6 +9,7 @@ from support import builders
 from support.builders import INIT, IQN
 from test_lio_plan import TPG, exported_state, plan, simulate, tape
 
+from tapeshared.backends.lio import holder
 from tapeshared.backends.lio import plan as lioplan
 from tapeshared.backends.lio import state as liostate
 from tapeshared.backends.lio.backend import LioBackend
@@ -164,3 +166,50 @@ def test_every_configfs_change_is_a_step_and_a_kill_stops_before_it(tmp_path, mo
         "3\twrite %s/param/x = 1\tKILL" % TPG]
     assert os.path.isdir(str(tmp_path / TPG))
     assert not os.path.exists(str(tmp_path / TPG / "param"))  # step 3 never ran
+
+
+@pytest.mark.parametrize("files, level", [
+    ((), "hba"), ((holder.NAME,), "store"),
+    ((holder.NAME, "enable=1"), "enabled"),
+    ((holder.NAME, "enable=1", "alua=0"), "enabled"),
+    ((holder.NAME, "enable=1", "alua=3"), "ready")])
+def test_the_holder_is_read_back_at_each_level_and_a_leftover_is_removed(
+        tmp_path, files, level):
+    """A kill anywhere while the holder is built or used leaves it recognised."""
+    mkdirs(tmp_path, "iscsi", "core/" + holder.HBA)
+    if files:
+        mkdirs(tmp_path, holder.PATH + "/alua/default_tg_pt_gp")
+    for item in files[1:]:
+        name, value = item.split("=")
+        rel = holder.ALUA_STATE if name == "alua" else holder.PATH + "/" + name
+        (tmp_path / rel).write_text(value + "\n")
+    state = backend(tmp_path).observe().detail
+    assert state.holder == level and state.foreign == set()
+    ops = lioplan.plan_ops(state, desired_state(Config(GlobalConfig(), ()), []), 3260)
+    assert ops == ([("rmdir", holder.PATH)] if files else []) + [
+        ("rmdir", "core/" + holder.HBA)]
+
+
+def test_something_not_ours_in_the_holders_hba_keeps_it(tmp_path):
+    mkdirs(tmp_path, "iscsi", holder.PATH, "core/%s/by_hand" % holder.HBA, "core/rd_mcp_3/x")
+    state = backend(tmp_path).observe().detail
+    assert state.foreign == {holder.HBA} and state.holder == "store"
+    ops = lioplan.plan_ops(state, desired_state(Config(GlobalConfig(), ()), []), 3260)
+    assert ops == [("rmdir", holder.PATH)]  # by_hand and rd_mcp_3 stay
+
+
+def test_the_holder_is_built_once_for_several_targets_and_made_unavailable_first():
+    state = exported_state()
+    other = "iqn.2007-04.com.example:tape1"
+    state.targets[other] = copy.deepcopy(state.targets[IQN])
+    for name, store in list(state.backstores.items()):
+        state.backstores[name] = liostate.Backstore(store.hba, store.name, enabled=False)
+    ops = lioplan.plan_ops(state, desired_state(builders.config(backend="lio"), [
+        tape("1:0:6:0")]), 3260)
+    made = [op for op in ops if op[1:2] == ("core/" + holder.HBA,) or
+            op[1].startswith(holder.PATH)]
+    assert made[:5] == holder.up("") and len([o for o in made if o[0] == "mkdir"]) == 2
+    links = [op for op in ops if op[0] == "symlink" and op[1] == holder.PATH]
+    assert len(links) == 2  # one tpg LUN in each target
+    assert ops.index(("write", holder.ALUA_STATE, holder.UNAVAILABLE)) < ops.index(links[0])
+    assert ops[-2:] == holder.down("ready", False)

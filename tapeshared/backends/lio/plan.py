@@ -242,9 +242,10 @@ class _Planner:
                     for mapped, tpg_lun in sorted(acl.mapped.items()):
                         if tpg_lun == number:  # unlink and link back to back
                             link = "%s/acls/%s/lun_%d/lun" % (tpg, acl_iqn, mapped)
-                            acl.mapped[mapped] = self._holder_lun(tpg, have)
+                            stand_in = self._holder_lun(tpg, have)
+                            acl.mapped[mapped] = stand_in
                             self.ops += [("unlink", link), ("symlink", "%s/lun/lun_%d" % (
-                                tpg, acl.mapped[mapped]), link)]
+                                tpg, stand_in), link)]
                 self._drop_tpg_lun(tpg, number, name)
                 del have.luns[number]
         for name in sorted(dead):
