@@ -213,3 +213,28 @@ def test_the_holder_is_built_once_for_several_targets_and_made_unavailable_first
     assert len(links) == 2  # one tpg LUN in each target
     assert ops.index(("write", holder.ALUA_STATE, holder.UNAVAILABLE)) < ops.index(links[0])
     assert ops[-2:] == holder.down("ready", False)
+
+
+def test_a_mappings_unlink_and_link_run_back_to_back(tmp_path, monkeypatch):
+    """Nothing (no log line, no kill point) falls between a swap's two syscalls:
+    a kill at the link stops before the unlink too."""
+    monkeypatch.setenv(faults.LOG_ENV, str(tmp_path / "steps"))
+    monkeypatch.setenv(faults.KILL_ENV, "2")
+    monkeypatch.setattr(faults, "_count", 0)
+
+    class Killed(Exception):
+        pass
+
+    def kill(pid, sig):
+        raise Killed()
+
+    monkeypatch.setattr(faults.os, "kill", kill)
+    mkdirs(tmp_path, "iscsi", TPG + "/lun/lun_0", TPG + "/lun/lun_1",
+           "%s/acls/%s/lun_0" % (TPG, INIT))
+    link = "%s/acls/%s/lun_0/lun" % (TPG, INIT)
+    os.symlink(str(tmp_path / TPG / "lun/lun_0"), str(tmp_path / link))
+    ops = (("unlink", link), ("symlink", TPG + "/lun/lun_1", link))
+    with pytest.raises(Killed):
+        backend(tmp_path).apply(Plan(ops=ops), desired_state(builders.config(
+            backend="lio"), []))
+    assert os.readlink(str(tmp_path / link)).endswith("lun/lun_0")  # untouched

@@ -181,8 +181,9 @@ def test_several_initiators_get_a_lun_reset_inside_lio_after_every_mapping():
     k = keys(ops)
     (store,) = resets(ops)
     links = [i for i, key in enumerate(k) if key[0] == "symlink" and "/acls/" in key[1]]
-    # the loopback nexus is probed before the mappings, the reset itself after them
-    assert k.index(("reset", store)) < k.index(("loopup", store)) < links[0] < links[1] \
+    # the loopback nexus is probed before the drive's reset (its probe must not
+    # take the drive's 29h) and the mappings, LIO's LUN reset after them
+    assert k.index(("loopup", store)) < k.index(("reset", store)) < links[0] < links[1] \
         < k.index(("lunreset", store))
     one = plan(liostate.LioState(), [tape("1:0:6:0")])
     assert not [op for op in one if op[0] in ("loopup", "lunreset")]

@@ -233,7 +233,6 @@ class LioBackend:
         return lio_state.problems(snapshot, desired)
 
     def _do(self, op: Op) -> None:
-        faults.step(lio_plan.describe(op))  # a crash test may stop us right here
         kind = op[0]
         if kind == "write" and op[1].startswith("core/") and op[1].endswith("/enable"):
             # remember which device object enable binds (see _stale)
@@ -269,19 +268,34 @@ class LioBackend:
             raise ValueError("unknown configfs operation %r" % (kind,))
 
     def apply(self, plan: Plan, desired: DesiredState) -> List[str]:
-        """Run the operations in order (from this process: each costs microseconds)."""
+        """Run the operations in order (from this process: each costs microseconds).
+
+        A mapping's unlink and its link run back to back, logged after both: an
+        initiator command between them meets LIO's LUN 0 placeholder."""
         actions = []
-        for op in plan.ops:
-            try:
-                self._do(op)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT and op[0] in ("rmdir", "unlink"):
-                    continue  # already gone: the goal is reached
-                raise TransientError("configfs: %s failed: %s" % (
-                    lio_plan.describe(op), os.strerror(exc.errno or 0)))
-            line = lio_plan.describe(op)
-            log.info("configfs: %s", line)
-            actions.append("configfs: " + line)
+        ops = list(plan.ops)
+        at = 0
+        while at < len(ops):
+            swap = ops[at][0] == "unlink" and at + 1 < len(ops) and \
+                ops[at + 1][0] == "symlink" and ops[at + 1][2] == ops[at][1]
+            group = ops[at:at + 2] if swap else ops[at:at + 1]
+            at += len(group)
+            for op in group:
+                faults.step(lio_plan.describe(op))  # a crash test may stop us right here
+            done = []
+            for op in group:
+                try:
+                    self._do(op)
+                except OSError as exc:
+                    if exc.errno == errno.ENOENT and op[0] in ("rmdir", "unlink"):
+                        continue  # already gone: the goal is reached
+                    raise TransientError("configfs: %s failed: %s" % (
+                        lio_plan.describe(op), os.strerror(exc.errno or 0)))
+                done.append(op)
+            for op in done:
+                line = lio_plan.describe(op)
+                log.info("configfs: %s", line)
+                actions.append("configfs: " + line)
         if plan.ops:
             managed = tuple(t.iqn for t in desired.targets)
             left = lio_plan.plan_ops(self._state(managed), desired, self.settings.port)

@@ -155,9 +155,10 @@ class _Planner:
         if store is None or name in self.reached:
             return
         if name in self.fresh or store.reset_at is None:
-            self.ops.append(("reset", store.path))
+            # the loopback device's probe first: it must not take the drive's 29h
             if several:
                 self.ops.append(("loopup", store.path))
+            self.ops.append(("reset", store.path))
             self.resets.append(store.path)
         self.reached.add(name)
 
