@@ -418,3 +418,62 @@ no_daemon_errors() {
     fi
     pass "daemon log: no errors"
 }
+
+# _rebound: the export SAME_IQN points at HCTL again, through a new backstore
+_rebound() {
+    exported "$SAME_IQN" "$HCTL" && [ "$(cat "$(backstore_for "$HCTL")/alias")" != "$SAME_OLD_ALIAS" ]
+}
+
+# same_address_watch IQN LABEL: the exported tape (HCTL, RSG set) is deleted and
+# rescanned at the same address while a TUR + INQUIRY loop runs on the
+# initiator's sg node: no GOOD between the old device's loss and the first
+# 29h, the holder LUN seen (NOT READY 04h/0Ch) and gone after; counts printed.
+same_address_watch() {
+    local iqn=$1 go=/tmp/same-address.go out=/tmp/same-address.out watch h c t l
+    rm -f "$go"
+    lio_py tur-inq-watch "$RSG" "$go" > "$out" &
+    watch=$!
+    sleep 0.3
+    SAME_OLD_ALIAS=$(cat "$(backstore_for "$HCTL")/alias")
+    IFS=: read -r h c t l <<< "$HCTL"
+    echo 1 > "/sys/bus/scsi/devices/$HCTL/delete"
+    sleep 0.5
+    echo "$c $t $l" > "/sys/class/scsi_host/host$h/scan"
+    SAME_IQN=$iqn
+    wait_for 30 _rebound || { daemon_log_tail; fail "$2 re-point at the same address"; }
+    sleep 0.5
+    touch "$go"
+    wait "$watch" || true
+    indent < "$out"
+    grep -q "write core/rd_mcp_1000/tapeshared-holder/alua/default_tg_pt_gp/alua_access_state = 3" \
+        "$TS_LOG" || { daemon_log_tail; fail "$2 the holder was not made unavailable"; }
+    pass "$2 the daemon made the holder LUN unavailable (daemon log)"
+    [ ! -e "$LIO/core/rd_mcp_1000" ] || fail "$2 the holder is left behind: $(ls "$LIO/core/rd_mcp_1000")"
+    pass "$2 the holder is gone after the rebind"
+    python3 - "$out" <<'PYEOF' || fail "$2 see the answers above"
+import collections, sys
+runs = [line.split() for line in open(sys.argv[1])]
+turs = [r for r in runs if r[0].startswith("TUR:")]
+# TUR runs: GOOD (old), not ready (device gone), 04/0c (holder), 29h, GOOD (new)
+told = [i for i, r in enumerate(turs) if "6/29/" in r[0]]
+if not told:
+    sys.exit("no 29h reached the initiator")
+last_bad = max(i for i, r in enumerate(turs) if r[0] != "TUR:GOOD")
+if told[-1] != last_bad:
+    sys.exit("the last error before GOOD is %s, not the reset" % turs[last_bad][0])
+gone = min(i for i, r in enumerate(turs) if r[0] != "TUR:GOOD")
+start, end = float(turs[gone][2]), float(turs[told[0]][2])
+seen = collections.Counter()
+for r in runs:
+    if start <= float(r[2]) and float(r[3]) < end:
+        seen[r[0]] += int(r[1])
+print("WINDOW: %.1f ms from the first failed TUR to the first 29h" % (end - start))
+for answer, count in sorted(seen.items()):
+    print("WINDOW: %5d x %s" % (count, answer))
+good = seen["TUR:GOOD"]
+holder = seen["TUR:status_0x2_sense_2/04/0c"]
+print("HOLDER: %d TUR answered NOT READY 04h/0Ch by the holder, %d GOOD" % (holder, good))
+if good:
+    sys.exit("%d TUR answered GOOD between the device's loss and the reset" % good)
+PYEOF
+}
