@@ -238,3 +238,16 @@ def test_a_mappings_unlink_and_link_run_back_to_back(tmp_path, monkeypatch):
         backend(tmp_path).apply(Plan(ops=ops), desired_state(builders.config(
             backend="lio"), []))
     assert os.readlink(str(tmp_path / link)).endswith("lun/lun_0")  # untouched
+
+
+def test_a_linked_holder_not_yet_unavailable_is_made_so_before_a_mapping_reaches_it():
+    state = exported_state()
+    (name,) = state.backstores
+    state.backstores[name] = liostate.Backstore("pscsi_1000", name, enabled=False)
+    state.holder = "enabled"  # its access state write never happened
+    state.targets[IQN].luns[1] = holder.NAME
+    ops = plan(state, [tape("1:0:6:0")])
+    link = "%s/acls/%s/lun_0/lun" % (TPG, INIT)
+    assert ops.index(("write", holder.ALUA_STATE, holder.UNAVAILABLE)) < ops.index(
+        ("symlink", TPG + "/lun/lun_1", link))
+    assert ("mkdir", TPG + "/lun/lun_2") not in ops  # the existing holder LUN serves

@@ -255,10 +255,10 @@ class _Planner:
     def _holder_lun(self, tpg: str, have: Target) -> int:
         """The target's LUN on the holder, made (with the holder) if missing."""
         found = [n for n, name in sorted(have.luns.items()) if name == holder.NAME]
+        self.ops += holder.up(self.state.holder)  # unavailable before it is mapped
+        self.state.holder = "ready"
         if found:
             return found[0]
-        self.ops += holder.up(self.state.holder)
-        self.state.holder = "ready"
         number = common.lowest_free(set(have.luns), 0)
         have.luns[number] = holder.NAME
         self.ops += [("mkdir", "%s/lun/lun_%d" % (tpg, number)), ("symlink", holder.PATH,
