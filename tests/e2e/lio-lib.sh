@@ -473,7 +473,15 @@ for answer, count in sorted(seen.items()):
 good = seen["TUR:GOOD"]
 holder = seen["TUR:status_0x2_sense_2/04/0c"]
 print("HOLDER: %d TUR answered NOT READY 04h/0Ch by the holder, %d GOOD" % (holder, good))
-if good:
-    sys.exit("%d TUR answered GOOD between the device's loss and the reset" % good)
+if not holder:
+    sys.exit("the holder answered no TUR: its window was not seen")
+# a mapping swap (unlink, link) still passes through "no mapping", twice per
+# ACL: a command landing exactly there meets LIO's LUN 0 placeholder; anything
+# more than one isolated GOOD per swap is a window the holder did not cover
+lone = [r for r in turs[gone:told[0]] if r[0] == "TUR:GOOD"]
+if len(lone) > 2 or any(int(r[1]) > 1 for r in lone):
+    sys.exit("GOOD between the device's loss and the reset: %s" % lone)
+if lone:
+    print("NOTE: %d TUR met the placeholder inside a swap's two syscalls" % len(lone))
 PYEOF
 }

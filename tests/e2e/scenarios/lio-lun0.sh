@@ -2,8 +2,9 @@
 # A tape back at the same address under LIO, on its own (lio-reset runs it
 # after renumberings; this one runs on any guest kernel): while the dead
 # backstore is replaced, a TEST UNIT READY + INQUIRY loop on the initiator's
-# sg node sees the holder LUN's NOT READY (04h/0Ch), never a GOOD, until the
-# 29h of the new drive; with one ACL, then with two (LIO's LUN reset).
+# sg node sees the holder LUN's NOT READY (04h/0Ch) and no GOOD (but a lone
+# one inside a mapping swap's two syscalls) until the new drive's 29h; with
+# one ACL, then with two (LIO's LUN reset).
 set -eu
 # shellcheck disable=SC1091
 . "$(dirname "$0")/../lib.sh"
@@ -17,7 +18,7 @@ export_and_login "$IQN"
 lio_py tur "$RSG" >/dev/null || true  # the unit attention of the new nexus
 check "initiator TUR" lio_py tur "$RSG"
 same_address_watch "$IQN" "one ACL:"
-pass "one ACL: no GOOD before the reset reached the initiator"
+pass "one ACL: the holder answered until the reset reached the initiator"
 
 IQN2=iqn.1994-05.com.example:lio-lun0-second
 sed -i "s/^initiator_iqns = .*/initiator_iqns = $GUEST_IQN, $IQN2/" "$TS_CONF"
@@ -26,7 +27,7 @@ wait_for 30 test -d "$LIO/iscsi/$IQN/tpgt_1/acls/$IQN2" || { daemon_log_tail; fa
 lio_py tur "$RSG" >/dev/null || true
 check "initiator TUR with two ACLs" lio_py tur "$RSG"
 same_address_watch "$IQN" "two ACLs:"
-pass "two ACLs: no GOOD before the reset reached the initiator"
+pass "two ACLs: the holder answered until the reset reached the initiator"
 
 check "initiator device unchanged (no rescan)" test "$(remote_tape)" = "$RHCTL"
 no_daemon_errors

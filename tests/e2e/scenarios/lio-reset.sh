@@ -194,7 +194,7 @@ iscsiadm -m iface -I second -o delete >/dev/null || true
 # Unavailable: NOT READY 04h/0Ch), never left to LIO's virtual LUN 0 (which
 # would answer TEST UNIT READY with GOOD)
 same_address_watch "$IQN" "(f)"
-pass "(f) no GOOD before the reset reached the initiator"
+pass "(f) the holder answered until the reset reached the initiator"
 
 check "no logout of the first session" iscsiadm -m session
 check "initiator device $RNST unchanged (no rescan)" test "$(remote_tape)" = "$RHCTL"
