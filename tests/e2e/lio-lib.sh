@@ -154,6 +154,7 @@ print("%s|%s|%s" % (field("Vendor identification"), field("Product identificatio
 # 30-90 ms per process under TCG, more than what is measured):
 #   tur SG                    exit 0 if TEST UNIT READY is GOOD (SG_IO, no retries)
 #   tur-watch SG STOP         TUR SG until STOP exists; prints the answers
+#   tur-inq-watch SG STOP     the same, each TUR followed by an INQUIRY
 #                             run-length encoded, with times
 #   return-outage OLD SG      add a scsi_debug host, wait for a new local tape
 #                             (not in OLD, comma-separated H:C:T:L), then TUR
@@ -229,6 +230,44 @@ def return_outage(old, node):
     print("%s %.3f %.3f %s" % (sorted(new)[0], back - begin, done - back,
                                (seen or "none").replace(" ", "_")))
 
+def inquiry(node):
+    """One standard INQUIRY: "INQ-<type>-<product>-tpgs<N>", or the error."""
+    cdb = ctypes.create_string_buffer(bytes([0x12, 0, 0, 0, 36, 0]), 6)
+    data = ctypes.create_string_buffer(36)
+    sense = ctypes.create_string_buffer(32)
+    hdr = struct.pack("iiBBHIPPPIIiPBBBBHHiII4x", ord("S"), -3, 6, 32, 0, 36,
+                      ctypes.addressof(data), ctypes.addressof(cdb),
+                      ctypes.addressof(sense), 2000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    buf = bytearray(hdr)
+    fd = os.open(node, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        fcntl.ioctl(fd, SG_IO, buf)
+    finally:
+        os.close(fd)
+    fields = struct.unpack("iiBBHIPPPIIiPBBBBHHiII4x", bytes(buf))
+    if fields[13] or fields[17] or fields[18] & 0xf:
+        return "INQ-status_0x%x_host_0x%x" % (fields[13], fields[17])
+    raw = data.raw
+    product = raw[16:32].decode("ascii", "replace").strip().replace(" ", "_")
+    return "INQ-%d-%s-tpgs%d" % (raw[0] & 0x1f, product or "?", (raw[5] >> 4) & 3)
+
+if sys.argv[1] == "tur-inq-watch":
+    # as tur-watch, each TUR followed by an INQUIRY; answers "TUR:..." "INQ:..."
+    node, stop = sys.argv[2], sys.argv[3]
+    begin, runs = time.monotonic(), []
+    while not os.path.exists(stop) and time.monotonic() - begin < 60:
+        for text in ("TUR:" + tur(node)[1], "INQ:" + inquiry(node)):
+            at = (time.monotonic() - begin) * 1000
+            if runs and runs[-1][0] == text:
+                runs[-1][1] += 1
+                runs[-1][3] = at
+            else:
+                runs.append([text, 1, at, at])
+        time.sleep(0.001)
+    for text, count, first, last in runs:
+        print("%s %d %.1f %.1f" % (text.replace(" ", "_"), count, first, last))
+    sys.exit(0)
+
 if sys.argv[1] == "tur":
     ok, text = tur(sys.argv[2])
     print(text)
@@ -284,6 +323,7 @@ lio_teardown() {
         rmdir "$t" "${t%/tpgt_1}"
     done
     for l in "$LIO"/core/pscsi_*/*/; do [ -d "$l" ] && rmdir "$l"; done
+    for l in "$LIO"/core/rd_mcp_1000/*/ "$LIO"/core/rd_mcp_1000/; do [ -d "$l" ] && rmdir "$l"; done
     for l in "$LIO"/core/pscsi_*/; do [ -d "$l" ] && rmdir "$l"; done
     ! compgen -G "$LIO/iscsi/iqn.*" >/dev/null && ! compgen -G "$LIO/core/pscsi_*" >/dev/null
 }
@@ -496,4 +536,71 @@ library_repoint() {
     echo "$c $t $l" > "/sys/class/scsi_host/host$h/scan"
     wait_for 30 test -e "/sys/bus/scsi/devices/$d/type" || { echo "drive $d not back"; return 1; }
     udevadm settle --timeout=30
+}
+
+# _rebound: the export SAME_IQN points at HCTL again, through a new backstore
+_rebound() {
+    exported "$SAME_IQN" "$HCTL" && [ "$(cat "$(backstore_for "$HCTL")/alias")" != "$SAME_OLD_ALIAS" ]
+}
+
+# same_address_watch IQN LABEL: the exported tape (HCTL, RSG set) is deleted and
+# rescanned at the same address while a TUR + INQUIRY loop runs on the
+# initiator's sg node: no GOOD between the old device's loss and the first
+# 29h, the holder LUN seen (NOT READY 04h/0Ch) and gone after; counts printed.
+same_address_watch() {
+    local iqn=$1 go=/tmp/same-address.go out=/tmp/same-address.out watch h c t l
+    rm -f "$go"
+    lio_py tur-inq-watch "$RSG" "$go" > "$out" &
+    watch=$!
+    sleep 0.3
+    SAME_OLD_ALIAS=$(cat "$(backstore_for "$HCTL")/alias")
+    IFS=: read -r h c t l <<< "$HCTL"
+    echo 1 > "/sys/bus/scsi/devices/$HCTL/delete"
+    sleep 0.5
+    echo "$c $t $l" > "/sys/class/scsi_host/host$h/scan"
+    SAME_IQN=$iqn
+    wait_for 30 _rebound || { daemon_log_tail; fail "$2 re-point at the same address"; }
+    sleep 0.5
+    touch "$go"
+    wait "$watch" || true
+    indent < "$out"
+    grep -q "write core/rd_mcp_1000/tapeshared-holder/alua/default_tg_pt_gp/alua_access_state = 3" \
+        "$TS_LOG" || { daemon_log_tail; fail "$2 the holder was not made unavailable"; }
+    pass "$2 the daemon made the holder LUN unavailable (daemon log)"
+    [ ! -e "$LIO/core/rd_mcp_1000" ] || fail "$2 the holder is left behind: $(ls "$LIO/core/rd_mcp_1000")"
+    pass "$2 the holder is gone after the rebind"
+    python3 - "$out" <<'PYEOF' || fail "$2 see the answers above"
+import collections, sys
+runs = [line.split() for line in open(sys.argv[1])]
+turs = [r for r in runs if r[0].startswith("TUR:")]
+# TUR runs: GOOD (old), not ready (device gone), 04/0c (holder), 29h, GOOD (new)
+told = [i for i, r in enumerate(turs) if "6/29/" in r[0]]
+if not told:
+    sys.exit("no 29h reached the initiator")
+last_bad = max(i for i, r in enumerate(turs) if r[0] != "TUR:GOOD")
+if told[-1] != last_bad:
+    sys.exit("the last error before GOOD is %s, not the reset" % turs[last_bad][0])
+gone = min(i for i, r in enumerate(turs) if r[0] != "TUR:GOOD")
+start, end = float(turs[gone][2]), float(turs[told[0]][2])
+seen = collections.Counter()
+for r in runs:
+    if start <= float(r[2]) and float(r[3]) < end:
+        seen[r[0]] += int(r[1])
+print("WINDOW: %.1f ms from the first failed TUR to the first 29h" % (end - start))
+for answer, count in sorted(seen.items()):
+    print("WINDOW: %5d x %s" % (count, answer))
+good = seen["TUR:GOOD"]
+holder = seen["TUR:status_0x2_sense_2/04/0c"]
+print("HOLDER: %d TUR answered NOT READY 04h/0Ch by the holder, %d GOOD" % (holder, good))
+if not holder:
+    sys.exit("the holder answered no TUR: its window was not seen")
+# a mapping swap (unlink, link) still passes through "no mapping", twice per
+# ACL: a command landing exactly there meets LIO's LUN 0 placeholder; anything
+# more than one isolated GOOD per swap is a window the holder did not cover
+lone = [r for r in turs[gone:told[0]] if r[0] == "TUR:GOOD"]
+if len(lone) > 2 or any(int(r[1]) > 1 for r in lone):
+    sys.exit("GOOD between the device's loss and the reset: %s" % lone)
+if lone:
+    print("NOTE: %d TUR met the placeholder inside a swap's two syscalls" % len(lone))
+PYEOF
 }

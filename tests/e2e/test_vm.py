@@ -29,7 +29,8 @@ pytestmark = pytest.mark.e2e
 # lio-library runs here too: 5.10's scsi_debug answers INQUIRY with the
 # module's current ptype for every device, so the scenario holds ptype at each
 # device's own type while that device is scanned or compared (see the scenario).
-OLD_KERNEL_GROUP = ("lio-export-io", "lio-renumber", "lio-restart-reload", "lio-library")
+OLD_KERNEL_GROUP = ("lio-export-io", "lio-renumber", "lio-restart-reload", "lio-library",
+                    "lio-lun0")
 
 # (boot, kernel, scenarios in boot order, minutes it takes under TCG). Each
 # scenario cleans up after itself. The minutes only order the boots, longest
@@ -38,7 +39,7 @@ OLD_KERNEL_GROUP = ("lio-export-io", "lio-renumber", "lio-restart-reload", "lio-
 # comes first in its boot. A scenario that is in no boot here boots alone.
 BOOTS = (
     ("lio-b", "default", ("lio-restart-reload", "lio-firewall", "lio-squatter", "lio-doctor",
-                          "lio-kill"), 9),
+                          "lio-kill", "lio-lun0"), 9),
     ("lio-a", "default", ("lio-rescan", "lio-export-io", "lio-renumber", "lio-reset",
                           "lio-library", "lio-no-reexport", "iet-repoint"), 9),
     ("deb-install", "default", ("deb-install",), 7),

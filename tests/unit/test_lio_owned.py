@@ -1,6 +1,7 @@
 """LIO ownership from configfs alone: what is ours is recognised and cleaned when
 unwanted, what is not ours is never touched, and every change is a logged step."""
 
+import copy
 import os
 
 import pytest
@@ -8,6 +9,7 @@ from support import builders
 from support.builders import INIT, IQN
 from test_lio_plan import TPG, exported_state, plan, simulate, tape
 
+from tapeshared.backends.lio import holder
 from tapeshared.backends.lio import plan as lioplan
 from tapeshared.backends.lio import state as liostate
 from tapeshared.backends.lio.backend import LioBackend
@@ -164,3 +166,88 @@ def test_every_configfs_change_is_a_step_and_a_kill_stops_before_it(tmp_path, mo
         "3\twrite %s/param/x = 1\tKILL" % TPG]
     assert os.path.isdir(str(tmp_path / TPG))
     assert not os.path.exists(str(tmp_path / TPG / "param"))  # step 3 never ran
+
+
+@pytest.mark.parametrize("files, level", [
+    ((), "hba"), ((holder.NAME,), "store"),
+    ((holder.NAME, "enable=1"), "enabled"),
+    ((holder.NAME, "enable=1", "alua=0"), "enabled"),
+    ((holder.NAME, "enable=1", "alua=3"), "ready")])
+def test_the_holder_is_read_back_at_each_level_and_a_leftover_is_removed(
+        tmp_path, files, level):
+    """A kill anywhere while the holder is built or used leaves it recognised."""
+    mkdirs(tmp_path, "iscsi", "core/" + holder.HBA)
+    if files:
+        mkdirs(tmp_path, holder.PATH + "/alua/default_tg_pt_gp")
+    for item in files[1:]:
+        name, value = item.split("=")
+        rel = holder.ALUA_STATE if name == "alua" else holder.PATH + "/" + name
+        (tmp_path / rel).write_text(value + "\n")
+    state = backend(tmp_path).observe().detail
+    assert state.holder == level and state.foreign == set()
+    ops = lioplan.plan_ops(state, desired_state(Config(GlobalConfig(), ()), []), 3260)
+    assert ops == ([("rmdir", holder.PATH)] if files else []) + [
+        ("rmdir", "core/" + holder.HBA)]
+
+
+def test_something_not_ours_in_the_holders_hba_keeps_it(tmp_path):
+    mkdirs(tmp_path, "iscsi", holder.PATH, "core/%s/by_hand" % holder.HBA, "core/rd_mcp_3/x")
+    state = backend(tmp_path).observe().detail
+    assert state.foreign == {holder.HBA} and state.holder == "store"
+    ops = lioplan.plan_ops(state, desired_state(Config(GlobalConfig(), ()), []), 3260)
+    assert ops == [("rmdir", holder.PATH)]  # by_hand and rd_mcp_3 stay
+
+
+def test_the_holder_is_built_once_for_several_targets_and_made_unavailable_first():
+    state = exported_state()
+    other = "iqn.2007-04.com.example:tape1"
+    state.targets[other] = copy.deepcopy(state.targets[IQN])
+    for name, store in list(state.backstores.items()):
+        state.backstores[name] = liostate.Backstore(store.hba, store.name, enabled=False)
+    ops = lioplan.plan_ops(state, desired_state(builders.config(backend="lio"), [
+        tape("1:0:6:0")]), 3260)
+    made = [op for op in ops if op[1:2] == ("core/" + holder.HBA,) or
+            op[1].startswith(holder.PATH)]
+    assert made[:5] == holder.up("") and len([o for o in made if o[0] == "mkdir"]) == 2
+    links = [op for op in ops if op[0] == "symlink" and op[1] == holder.PATH]
+    assert len(links) == 2  # one tpg LUN in each target
+    assert ops.index(("write", holder.ALUA_STATE, holder.UNAVAILABLE)) < ops.index(links[0])
+    assert ops[-2:] == holder.down("ready", False)
+
+
+def test_a_mappings_unlink_and_link_run_back_to_back(tmp_path, monkeypatch):
+    """Nothing (no log line, no kill point) falls between a swap's two syscalls:
+    a kill at the link stops before the unlink too."""
+    monkeypatch.setenv(faults.LOG_ENV, str(tmp_path / "steps"))
+    monkeypatch.setenv(faults.KILL_ENV, "2")
+    monkeypatch.setattr(faults, "_count", 0)
+
+    class Killed(Exception):
+        pass
+
+    def kill(pid, sig):
+        raise Killed()
+
+    monkeypatch.setattr(faults.os, "kill", kill)
+    mkdirs(tmp_path, "iscsi", TPG + "/lun/lun_0", TPG + "/lun/lun_1",
+           "%s/acls/%s/lun_0" % (TPG, INIT))
+    link = "%s/acls/%s/lun_0/lun" % (TPG, INIT)
+    os.symlink(str(tmp_path / TPG / "lun/lun_0"), str(tmp_path / link))
+    ops = (("unlink", link), ("symlink", TPG + "/lun/lun_1", link))
+    with pytest.raises(Killed):
+        backend(tmp_path).apply(Plan(ops=ops), desired_state(builders.config(
+            backend="lio"), []))
+    assert os.readlink(str(tmp_path / link)).endswith("lun/lun_0")  # untouched
+
+
+def test_a_linked_holder_not_yet_unavailable_is_made_so_before_a_mapping_reaches_it():
+    state = exported_state()
+    (name,) = state.backstores
+    state.backstores[name] = liostate.Backstore("pscsi_1000", name, enabled=False)
+    state.holder = "enabled"  # its access state write never happened
+    state.targets[IQN].luns[1] = holder.NAME
+    ops = plan(state, [tape("1:0:6:0")])
+    link = "%s/acls/%s/lun_0/lun" % (TPG, INIT)
+    assert ops.index(("write", holder.ALUA_STATE, holder.UNAVAILABLE)) < ops.index(
+        ("symlink", TPG + "/lun/lun_1", link))
+    assert ("mkdir", TPG + "/lun/lun_2") not in ops  # the existing holder LUN serves

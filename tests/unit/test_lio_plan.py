@@ -5,6 +5,7 @@ import dataclasses
 from support import builders
 from support.builders import INIT, IQN
 
+from tapeshared.backends.lio import holder
 from tapeshared.backends.lio import plan as lioplan
 from tapeshared.backends.lio import state as liostate
 from tapeshared.backends.lio.state import LioSettings
@@ -52,6 +53,21 @@ def _tpg_op(target, op, rest):
             mapped[number] = int(op[1].split("_")[-1]) if kind == "symlink" else None
 
 
+def _holder_op(state, op, parts):
+    """The holder's level as the adapter reads it back (see holder.LEVELS)."""
+    if op[0] == "mkdir":
+        state.holder = "hba" if len(parts) == 2 else "store"
+    elif op[0] == "rmdir":
+        assert len(parts) == 2 or not any(
+            name == holder.NAME for t in state.targets.values() for name in t.luns.values()
+        ), "configfs refuses to remove a backstore a target LUN links"
+        state.holder = "" if len(parts) == 2 else "hba"
+    elif parts[3:] == ["enable"]:
+        state.holder = "enabled"
+    elif op[1] == holder.ALUA_STATE and state.holder == "enabled":
+        state.holder = "ready" if op[2] == holder.UNAVAILABLE else state.holder
+
+
 def simulate(state, ops):
     """Apply operations to a LioState the way configfs would, for the planner's sake."""
     for op in ops:
@@ -61,6 +77,8 @@ def simulate(state, ops):
         if op[0] == "reset":  # the adapter records it in the backstore's alias
             store = state.backstores[parts[2]]
             state.backstores[parts[2]] = dataclasses.replace(store, reset_at=1.0)
+        elif parts[0] == "core" and parts[1] == holder.HBA:
+            _holder_op(state, op, parts)
         elif parts[0] == "core":
             if len(parts) == 3 and op[0] == "mkdir":  # not bound until enabled
                 state.backstores[parts[2]] = liostate.Backstore(parts[1], parts[2], False)
@@ -223,16 +241,28 @@ def test_device_back_at_the_same_address_replaces_the_dead_backstore_first():
     ops = plan(_stale(state), [tape("1:0:6:0")])
     keys = [(op[0], op[2] if op[0] == "symlink" else op[1]) for op in ops]
     acl_link = "%s/acls/%s/lun_0/lun" % (TPG, INIT)
+    unlinks = [i for i, k in enumerate(keys) if k == ("unlink", acl_link)]
+    links = [i for i, k in enumerate(keys) if k == ("symlink", acl_link)]
+    # swapped to the holder and back, each swap two adjacent syscalls
+    assert len(unlinks) == len(links) == 2
+    assert [j - i for i, j in zip(unlinks, links)] == [1, 1]
+    assert ops[links[0]][1] == TPG + "/lun/lun_1" and ops[links[1]][1] == TPG + "/lun/lun_0"
+    # the holder is unavailable before any mapping reaches it
+    assert keys.index(("write", holder.ALUA_STATE)) \
+        < keys.index(("symlink", TPG + "/lun/lun_1/" + holder.NAME)) < links[0]
     # the dead backstore pins the deleted device, which pscsi would find first
-    assert keys.index(("unlink", acl_link)) < keys.index(("rmdir", TPG + "/lun/lun_0")) \
+    assert links[0] < keys.index(("rmdir", TPG + "/lun/lun_0")) \
         < keys.index(("rmdir", "core/pscsi_1000/" + old)) \
         < keys.index(("mkdir", "core/pscsi_1000/" + old)) \
         < keys.index(("write", "core/pscsi_1000/%s/enable" % old)) \
-        < keys.index(("symlink", TPG + "/lun/lun_0/" + old)) < keys.index(("symlink", acl_link))
-    assert keys.count(("unlink", acl_link)) == 1
+        < keys.index(("symlink", TPG + "/lun/lun_0/" + old)) < unlinks[1]
+    # and the holder goes once nothing links it
+    assert links[1] < keys.index(("rmdir", TPG + "/lun/lun_1")) \
+        < keys.index(("rmdir", holder.PATH)) < keys.index(("rmdir", "core/" + holder.HBA))
     simulate(state, ops)
     assert list(state.backstores) == [old]
     assert state.targets[IQN].acls[INIT].mapped == {0: 0}
+    assert state.targets[IQN].luns == {0: old} and state.holder == ""
     assert plan(state, [tape("1:0:6:0")]) == []
 
 

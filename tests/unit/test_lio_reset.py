@@ -59,8 +59,12 @@ def test_same_address_new_instance_resets_the_rebound_device():
     ops = plan(_stale(state), [tape("1:0:6:0")])
     assert resets(ops) == ["core/pscsi_1000/" + old]  # same name, new binding
     k = keys(ops)
+    # the holder answers meanwhile: the reset comes before the swap from it
+    last_unlink = max(i for i, key in enumerate(k) if key == ("unlink", LINK))
+    last_link = max(i for i, key in enumerate(k) if key == ("symlink", LINK))
     assert k.index(("write", "core/pscsi_1000/%s/enable" % old)) < k.index(
-        ("reset", "core/pscsi_1000/" + old)) < k.index(("symlink", LINK))
+        ("reset", "core/pscsi_1000/" + old)) < last_unlink < last_link
+    assert ops[last_link][1] == TPG + "/lun/lun_0"
 
 
 def test_a_configuration_change_never_resets_a_reachable_drive():
@@ -177,8 +181,9 @@ def test_several_initiators_get_a_lun_reset_inside_lio_after_every_mapping():
     k = keys(ops)
     (store,) = resets(ops)
     links = [i for i, key in enumerate(k) if key[0] == "symlink" and "/acls/" in key[1]]
-    # the loopback nexus is probed before the mappings, the reset itself after them
-    assert k.index(("reset", store)) < k.index(("loopup", store)) < links[0] < links[1] \
+    # the loopback nexus is probed before the drive's reset (its probe must not
+    # take the drive's 29h) and the mappings, LIO's LUN reset after them
+    assert k.index(("loopup", store)) < k.index(("reset", store)) < links[0] < links[1] \
         < k.index(("lunreset", store))
     one = plan(liostate.LioState(), [tape("1:0:6:0")])
     assert not [op for op in one if op[0] in ("loopup", "lunreset")]

@@ -8,6 +8,7 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from tapeshared.backends import common
+from tapeshared.backends.lio import holder
 from tapeshared.backends.lio import plan as lio_plan
 from tapeshared.backends.lio import state as lio_state
 from tapeshared.backends.lio.state import LioSettings, LioState, Op
@@ -129,6 +130,7 @@ class LioBackend:
                         udev_path=_read(self._p(base + "udev_path")),
                         reset_at=float(mark.group(2)) if mark and mark.group(2) else None,
                         reset_scope=mark.group(3) or "" if mark else "")
+        self._holder(state)
         for iqn in _dirs(self._p("iscsi")):
             if iqn == "discovery_auth":
                 continue
@@ -136,6 +138,21 @@ class LioBackend:
             if iqn in managed or lio_state.ours_target(target):
                 state.targets[iqn] = target  # managed, or ours no longer configured
         return state
+
+    def _holder(self, state: LioState) -> None:
+        """How far the holder LUN's backstore is built (see holder.LEVELS)."""
+        names = _dirs(self._p("core/" + holder.HBA)) if os.path.isdir(
+            self._p("core/" + holder.HBA)) else None
+        if names is None:
+            return
+        if set(names) - {holder.NAME}:
+            state.foreign.add(holder.HBA)  # not ours: the HBA stays with it
+        state.holder = "hba"
+        if holder.NAME in names:
+            state.holder = "store"
+            if _read(self._p(holder.PATH + "/enable")) == "1":
+                unavailable = _read(self._p(holder.ALUA_STATE)) == holder.UNAVAILABLE
+                state.holder = "ready" if unavailable else "enabled"
 
     def observe(self, managed: Sequence[str] = ()) -> common.Snapshot:
         """One walk of configfs: our backstores and the managed or our own targets."""
@@ -216,7 +233,6 @@ class LioBackend:
         return lio_state.problems(snapshot, desired)
 
     def _do(self, op: Op) -> None:
-        faults.step(lio_plan.describe(op))  # a crash test may stop us right here
         kind = op[0]
         if kind == "write" and op[1].startswith("core/") and op[1].endswith("/enable"):
             # remember which device object enable binds (see _stale)
@@ -252,19 +268,34 @@ class LioBackend:
             raise ValueError("unknown configfs operation %r" % (kind,))
 
     def apply(self, plan: Plan, desired: DesiredState) -> List[str]:
-        """Run the operations in order (from this process: each costs microseconds)."""
+        """Run the operations in order (from this process: each costs microseconds).
+
+        A mapping's unlink and its link run back to back, logged after both: an
+        initiator command between them meets LIO's LUN 0 placeholder."""
         actions = []
-        for op in plan.ops:
-            try:
-                self._do(op)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT and op[0] in ("rmdir", "unlink"):
-                    continue  # already gone: the goal is reached
-                raise TransientError("configfs: %s failed: %s" % (
-                    lio_plan.describe(op), os.strerror(exc.errno or 0)))
-            line = lio_plan.describe(op)
-            log.info("configfs: %s", line)
-            actions.append("configfs: " + line)
+        ops = list(plan.ops)
+        at = 0
+        while at < len(ops):
+            swap = ops[at][0] == "unlink" and at + 1 < len(ops) and \
+                ops[at + 1][0] == "symlink" and ops[at + 1][2] == ops[at][1]
+            group = ops[at:at + 2] if swap else ops[at:at + 1]
+            at += len(group)
+            for op in group:
+                faults.step(lio_plan.describe(op))  # a crash test may stop us right here
+            done = []
+            for op in group:
+                try:
+                    self._do(op)
+                except OSError as exc:
+                    if exc.errno == errno.ENOENT and op[0] in ("rmdir", "unlink"):
+                        continue  # already gone: the goal is reached
+                    raise TransientError("configfs: %s failed: %s" % (
+                        lio_plan.describe(op), os.strerror(exc.errno or 0)))
+                done.append(op)
+            for op in done:
+                line = lio_plan.describe(op)
+                log.info("configfs: %s", line)
+                actions.append("configfs: " + line)
         if plan.ops:
             managed = tuple(t.iqn for t in desired.targets)
             left = lio_plan.plan_ops(self._state(managed), desired, self.settings.port)

@@ -21,6 +21,7 @@ import copy
 from typing import Dict, List, Optional, Tuple
 
 from tapeshared.backends import common
+from tapeshared.backends.lio import holder
 from tapeshared.backends.lio.state import (
     HBA_BASE,
     TARGET_ALIAS,
@@ -154,9 +155,10 @@ class _Planner:
         if store is None or name in self.reached:
             return
         if name in self.fresh or store.reset_at is None:
-            self.ops.append(("reset", store.path))
+            # the loopback device's probe first: it must not take the drive's 29h
             if several:
                 self.ops.append(("loopup", store.path))
+            self.ops.append(("reset", store.path))
             self.resets.append(store.path)
         self.reached.add(name)
 
@@ -222,12 +224,13 @@ class _Planner:
         self.ops += [("rmdir", tpg), ("rmdir", "iscsi/" + iqn)]
 
     def drop_unusable(self) -> None:
-        """Remove backstores that cannot serve first, with their LUNs and mappings.
+        """Remove backstores that cannot serve first, with their LUNs.
 
         pscsi finds a device by address on the host's list, where a deleted
         device pinned by our old backstore still comes first: the new backstore
-        cannot bind until the old one is gone. The initiator meanwhile reaches
-        LIO's LUN 0 placeholder for a few milliseconds; the device was gone anyway.
+        cannot bind until the old one is gone. Each mapping of such a LUN is
+        swapped to the not-ready holder meanwhile (see holder), never left
+        to LIO's LUN 0 placeholder.
         """
         dead = set(n for n, store in self.state.backstores.items() if not store.enabled)
         dead -= set(held(self.desired).values())
@@ -238,14 +241,29 @@ class _Planner:
                     continue
                 for acl_iqn, acl in sorted(have.acls.items()):
                     for mapped, tpg_lun in sorted(acl.mapped.items()):
-                        if tpg_lun == number:
-                            self.ops.append(("unlink", "%s/acls/%s/lun_%d/lun" % (
-                                tpg, acl_iqn, mapped)))
-                            acl.mapped[mapped] = None
+                        if tpg_lun == number:  # unlink and link back to back
+                            link = "%s/acls/%s/lun_%d/lun" % (tpg, acl_iqn, mapped)
+                            stand_in = self._holder_lun(tpg, have)
+                            acl.mapped[mapped] = stand_in
+                            self.ops += [("unlink", link), ("symlink", "%s/lun/lun_%d" % (
+                                tpg, stand_in), link)]
                 self._drop_tpg_lun(tpg, number, name)
                 del have.luns[number]
         for name in sorted(dead):
             self.drop_backstore(name)
+
+    def _holder_lun(self, tpg: str, have: Target) -> int:
+        """The target's LUN on the holder, made (with the holder) if missing."""
+        found = [n for n, name in sorted(have.luns.items()) if name == holder.NAME]
+        self.ops += holder.up(self.state.holder)  # unavailable before it is mapped
+        self.state.holder = "ready"
+        if found:
+            return found[0]
+        number = common.lowest_free(set(have.luns), 0)
+        have.luns[number] = holder.NAME
+        self.ops += [("mkdir", "%s/lun/lun_%d" % (tpg, number)), ("symlink", holder.PATH,
+                     "%s/lun/lun_%d/%s" % (tpg, number, holder.NAME))]
+        return number
 
     def drop_backstore(self, name: str) -> None:
         """Remove a backstore of ours, then its HBA if it is ours and now empty."""
@@ -280,6 +298,8 @@ class _Planner:
         keep = set(wanted.values())
         for name in sorted(set(self.state.backstores) - keep):
             self.drop_backstore(name)
+        # every target LUN on the holder went above: the holder itself goes last
+        self.ops += holder.down(self.state.holder, holder.HBA in self.state.foreign)
         return self.ops
 
 

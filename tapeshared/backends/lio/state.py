@@ -75,6 +75,7 @@ class LioState:
     targets: Dict[str, Target] = field(default_factory=dict)  # iqn -> ours only
     loopbacks: Set[str] = field(default_factory=set)  # our loopback WWNs (leftovers)
     foreign: Set[str] = field(default_factory=set)  # HBAs holding a backstore not ours
+    holder: str = ""  # how far the holder LUN's backstore is built (see holder.LEVELS)
 
 
 def ours_hba(name: str) -> bool:
