@@ -143,19 +143,25 @@ def test_a_half_built_acl_mapping_is_completed():
     assert removals(ops) == ["%s/acls/%s/lun_0" % (TPG, second), "%s/acls/%s" % (TPG, second)]
 
 
-def test_every_configfs_change_is_a_step_and_a_kill_stops_before_it(tmp_path, monkeypatch):
-    log = tmp_path / "steps"
-    monkeypatch.setenv(faults.LOG_ENV, str(log))
-    monkeypatch.setenv(faults.KILL_ENV, "3")
-    monkeypatch.setattr(faults, "_count", 0)
+class Killed(Exception):
+    """Raised by the kill hook in place of SIGKILL."""
 
-    class Killed(Exception):
-        pass
+
+def arm_kill(monkeypatch, log, step):
+    """Log every step to log and 'kill' (raise Killed) right before step."""
+    monkeypatch.setenv(faults.LOG_ENV, str(log))
+    monkeypatch.setenv(faults.KILL_ENV, str(step))
+    monkeypatch.setattr(faults, "_count", 0)
 
     def kill(pid, sig):
         raise Killed()
 
     monkeypatch.setattr(faults.os, "kill", kill)
+
+
+def test_every_configfs_change_is_a_step_and_a_kill_stops_before_it(tmp_path, monkeypatch):
+    log = tmp_path / "steps"
+    arm_kill(monkeypatch, log, 3)
     mkdirs(tmp_path, "iscsi", "core/pscsi_1000/" + OURS)
     ops = (("mkdir", "iscsi/" + IQN), ("mkdir", TPG), ("write", TPG + "/param/x", "1"))
     lio = backend(tmp_path)
@@ -218,17 +224,7 @@ def test_the_holder_is_built_once_for_several_targets_and_made_unavailable_first
 def test_a_mappings_unlink_and_link_run_back_to_back(tmp_path, monkeypatch):
     """Nothing (no log line, no kill point) falls between a swap's two syscalls:
     a kill at the link stops before the unlink too."""
-    monkeypatch.setenv(faults.LOG_ENV, str(tmp_path / "steps"))
-    monkeypatch.setenv(faults.KILL_ENV, "2")
-    monkeypatch.setattr(faults, "_count", 0)
-
-    class Killed(Exception):
-        pass
-
-    def kill(pid, sig):
-        raise Killed()
-
-    monkeypatch.setattr(faults.os, "kill", kill)
+    arm_kill(monkeypatch, tmp_path / "steps", 2)
     mkdirs(tmp_path, "iscsi", TPG + "/lun/lun_0", TPG + "/lun/lun_1",
            "%s/acls/%s/lun_0" % (TPG, INIT))
     link = "%s/acls/%s/lun_0/lun" % (TPG, INIT)
