@@ -153,9 +153,8 @@ print("%s|%s|%s" % (field("Vendor identification"), field("Product identificatio
 # lio_py: helpers in Python, from this process (a shell loop of sg_turs costs
 # 30-90 ms per process under TCG, more than what is measured):
 #   tur SG                    exit 0 if TEST UNIT READY is GOOD (SG_IO, no retries)
-#   tur-watch SG STOP         TUR SG until STOP exists; prints the answers
-#   tur-inq-watch SG STOP     the same, each TUR followed by an INQUIRY
-#                             run-length encoded, with times
+#   tur-inq-watch SG STOP     TUR then INQUIRY on SG until STOP exists; prints
+#                             the answers run-length encoded, with times
 #   return-outage OLD SG      add a scsi_debug host, wait for a new local tape
 #                             (not in OLD, comma-separated H:C:T:L), then TUR
 #                             SG until GOOD; prints "NEW RETURN_S OUTAGE_S SENSE"
@@ -252,7 +251,9 @@ def inquiry(node):
     return "INQ-%d-%s-tpgs%d" % (raw[0] & 0x1f, product or "?", (raw[5] >> 4) & 3)
 
 if sys.argv[1] == "tur-inq-watch":
-    # as tur-watch, each TUR followed by an INQUIRY; answers "TUR:..." "INQ:..."
+    # TUR then INQUIRY on SG in a loop until STOP-FILE exists; prints the answers
+    # ("TUR:..." "INQ:...") run-length encoded: "ANSWER COUNT FIRST_MS LAST_MS"
+    # per run (ms from the start)
     node, stop = sys.argv[2], sys.argv[3]
     begin, runs = time.monotonic(), []
     while not os.path.exists(stop) and time.monotonic() - begin < 60:
@@ -274,22 +275,6 @@ if sys.argv[1] == "tur":
     sys.exit(0 if ok else 1)
 elif sys.argv[1] == "return-outage":
     return_outage(sys.argv[2], sys.argv[3])
-elif sys.argv[1] == "tur-watch":
-    # TUR SG in a loop until STOP-FILE exists; prints the answers run-length
-    # encoded: "ANSWER COUNT FIRST_MS LAST_MS" per run (ms from the start)
-    node, stop = sys.argv[2], sys.argv[3]
-    begin, runs = time.monotonic(), []
-    while not os.path.exists(stop) and time.monotonic() - begin < 60:
-        ok, text = tur(node)
-        at = (time.monotonic() - begin) * 1000
-        if runs and runs[-1][0] == text:
-            runs[-1][1] += 1
-            runs[-1][3] = at
-        else:
-            runs.append([text, 1, at, at])
-        time.sleep(0.001)
-    for text, count, first, last in runs:
-        print("%s %d %.1f %.1f" % (text.replace(" ", "_"), count, first, last))
 PYEOF
 }
 
